@@ -1,0 +1,118 @@
+//! The batch API: `POST /v1/batch/data/{path}` with `{"inputs": {id: input}}`.
+//! Every input is evaluated against the same snapshot; one failing input is
+//! reported under its id while the others still answer.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use super::body::{parse_json, read_limited};
+use super::data::{active_snapshot, Provenance};
+use super::error::ApiError;
+use super::{json_response, new_decision_id, AppState, QueryFlags};
+use crate::engine::{DataPath, Value};
+use crate::pdp;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    inputs: BTreeMap<String, Value>,
+}
+
+fn is_undefined(value: &Value) -> bool {
+    matches!(value, Value::Undefined)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum BatchItem {
+    Ok {
+        decision_id: String,
+        #[serde(skip_serializing_if = "is_undefined")]
+        result: Value,
+    },
+    Err {
+        #[serde(flatten)]
+        error: serde_json::Value,
+        http_status_code: String,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct BatchResponse<'a> {
+    batch_decision_id: String,
+    responses: BTreeMap<String, BatchItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<Provenance<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<BatchTimings>,
+}
+
+#[derive(Debug, Serialize)]
+struct BatchTimings {
+    timer_rego_input_parse_ns: u64,
+    timer_server_handler_ns: u64,
+}
+
+/// `POST /v1/batch/data/{path}`.
+pub async fn batch_post(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let flags = QueryFlags::parse(query.as_deref());
+    let bytes = read_limited(body, &state.limits).await?;
+    let parse_started = Instant::now();
+    let request: BatchRequest = parse_json(&bytes, &state.limits, "batch request")?;
+    let parse_ns = parse_started.elapsed().as_nanos() as u64;
+    let max = state.limits.max_batch_inputs;
+    if request.inputs.len() > max {
+        return Err(ApiError::invalid(format!(
+            "batch request has {} inputs; the limit is {max}",
+            request.inputs.len()
+        )));
+    }
+    let snapshot = active_snapshot(&state)?;
+    let path = DataPath::parse(&path);
+    let mut any_error = false;
+    let mut responses = BTreeMap::new();
+    for (id, input) in request.inputs {
+        let item = match pdp::decide_on(snapshot.clone(), &path, Some(input)) {
+            Ok(decision) => BatchItem::Ok {
+                decision_id: new_decision_id(),
+                result: decision.result,
+            },
+            Err(err) => {
+                any_error = true;
+                let error = ApiError::from(err);
+                BatchItem::Err {
+                    http_status_code: error.status.as_u16().to_string(),
+                    error: error.body(),
+                }
+            }
+        };
+        responses.insert(id, item);
+    }
+    let body = BatchResponse {
+        batch_decision_id: new_decision_id(),
+        responses,
+        provenance: flags.provenance.then(|| Provenance::of(&snapshot)),
+        metrics: flags.metrics.then(|| BatchTimings {
+            timer_rego_input_parse_ns: parse_ns,
+            timer_server_handler_ns: started.elapsed().as_nanos() as u64,
+        }),
+    };
+    let status = if any_error {
+        StatusCode::MULTI_STATUS
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(status, &body, flags.pretty))
+}

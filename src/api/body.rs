@@ -1,0 +1,123 @@
+//! Reading request bodies within the limits: size (413), nesting depth and
+//! JSON syntax (400 with the parse position), before anything is evaluated.
+
+use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+
+use super::error::{code, ApiError};
+use crate::config::Limits;
+use crate::location::Location;
+
+/// The file name error locations use for the request body.
+const BODY_FILE: &str = "request body";
+
+/// Collect the body, refusing it past `max_body_bytes`.
+pub async fn read_limited(body: Body, limits: &Limits) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limits.max_body_bytes).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limits)),
+        Err(err) => Err(ApiError::invalid(format!("could not read request body: {err}"))),
+    }
+}
+
+/// The 413 answer for an oversized body.
+pub fn too_large(limits: &Limits) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        code::INVALID_PARAMETER,
+        format!(
+            "request body too large: the limit is {} bytes",
+            limits.max_body_bytes
+        ),
+    )
+}
+
+/// Parse JSON after checking its nesting depth. `what` names the document in
+/// messages ("input document", "batch request").
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], limits: &Limits, what: &str) -> Result<T, ApiError> {
+    check_depth(bytes, limits.max_json_depth)?;
+    serde_json::from_slice(bytes).map_err(|err| {
+        let message = format!("body contains malformed {what}: {err}");
+        ApiError::invalid(message.clone()).with_detail(
+            code::INVALID_PARAMETER,
+            message,
+            Some(Location::new(BODY_FILE, err.line(), err.column())),
+        )
+    })
+}
+
+/// Refuse documents nested deeper than `max` arrays/objects. Strings are
+/// skipped, so brackets inside them do not count. Linear in the body size.
+pub fn check_depth(bytes: &[u8], max: usize) -> Result<(), ApiError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let (mut row, mut col) = (1usize, 0usize);
+    for &b in bytes {
+        if b == b'\n' {
+            row += 1;
+            col = 0;
+        } else {
+            col += 1;
+        }
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    let message = format!("request body nesting depth exceeds the limit of {max}");
+                    return Err(ApiError::invalid(message.clone()).with_detail(
+                        code::INVALID_PARAMETER,
+                        message,
+                        Some(Location::new(BODY_FILE, row, col)),
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_only_structure_outside_strings() {
+        assert!(check_depth(br#"{"a": [[1]]}"#, 3).is_ok());
+        assert!(check_depth(br#"{"a": [[[1]]]}"#, 3).is_err());
+        assert!(check_depth(br#"{"a": "[[[[[[\"[[["}"#, 1).is_ok());
+    }
+
+    #[test]
+    fn depth_error_points_at_the_bracket() {
+        let err = check_depth(b"{\n \"a\": [[1]]}", 2).unwrap_err();
+        let loc = err.errors[0].location.clone().unwrap();
+        assert_eq!((loc.row, loc.col), (2, 8));
+    }
+
+    #[test]
+    fn malformed_json_reports_line_and_column() {
+        let limits = Limits::default();
+        let err = parse_json::<serde_json::Value>(b"{\n  \"input\": tru }", &limits, "input document")
+            .unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.code, "invalid_parameter");
+        let loc = err.errors[0].location.clone().unwrap();
+        assert_eq!(loc.row, 2);
+        assert!(loc.col > 0);
+    }
+}

@@ -1,0 +1,246 @@
+//! OPA's Data API: `GET`/`POST /v1/data/{path}`, `POST /v0/data/{path}` and
+//! `POST /` (the default decision).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use super::body::{parse_json, read_limited};
+use super::error::ApiError;
+use super::{json_response, new_decision_id, AppState, QueryFlags};
+use crate::engine::{DataPath, Value};
+use crate::pdp::{self, DecideError, Snapshot};
+
+/// The v1 request body: `{"input": …}`.
+#[derive(Debug, Deserialize)]
+struct V1Request {
+    #[serde(default)]
+    input: Option<Value>,
+}
+
+/// OPA's warning for a v1 body without `input`.
+#[derive(Debug, Serialize)]
+struct Warning {
+    code: &'static str,
+    message: &'static str,
+}
+
+const MISSING_INPUT: Warning = Warning {
+    code: "api_usage_warning",
+    message: "'input' key missing from the request",
+};
+
+/// OPA's timing names for `?metrics`.
+#[derive(Debug, Serialize, Clone, Copy, Default)]
+pub(super) struct Timings {
+    pub timer_rego_input_parse_ns: u64,
+    pub timer_rego_query_eval_ns: u64,
+    pub timer_server_handler_ns: u64,
+}
+
+/// `?provenance`: the server version and each bundle's revision.
+#[derive(Debug, Serialize)]
+pub(super) struct Provenance<'a> {
+    version: &'static str,
+    bundles: std::collections::BTreeMap<&'a str, BundleRevision<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct BundleRevision<'a> {
+    revision: &'a str,
+}
+
+impl<'a> Provenance<'a> {
+    pub(super) fn of(snapshot: &'a Snapshot) -> Provenance<'a> {
+        Provenance {
+            version: env!("CARGO_PKG_VERSION"),
+            bundles: snapshot
+                .bundles
+                .iter()
+                .map(|b| {
+                    (
+                        b.name.as_str(),
+                        BundleRevision {
+                            revision: b.revision.as_str(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+fn is_undefined(value: &&Value) -> bool {
+    matches!(value, Value::Undefined)
+}
+
+/// The v1 response body.
+#[derive(Debug, Serialize)]
+pub(super) struct V1Response<'a> {
+    decision_id: &'a str,
+    #[serde(skip_serializing_if = "is_undefined")]
+    result: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<Timings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<Provenance<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<Warning>,
+}
+
+impl<'a> V1Response<'a> {
+    pub(super) fn new(
+        decision_id: &'a str,
+        result: &'a Value,
+        flags: QueryFlags,
+        timings: Timings,
+        snapshot: &'a Snapshot,
+    ) -> Self {
+        V1Response {
+            decision_id,
+            result,
+            metrics: flags.metrics.then_some(timings),
+            provenance: flags.provenance.then(|| Provenance::of(snapshot)),
+            warning: None,
+        }
+    }
+}
+
+pub(super) fn active_snapshot(state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
+    state
+        .pdp
+        .snapshot()
+        .ok_or_else(|| ApiError::from(DecideError::NotReady))
+}
+
+fn elapsed_ns(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Evaluate and answer in v1 form.
+fn answer_v1(
+    state: &AppState,
+    path: &str,
+    input: Option<Value>,
+    warn_missing_input: bool,
+    flags: QueryFlags,
+    started: Instant,
+    parse_ns: u64,
+) -> Result<Response, ApiError> {
+    let snapshot = active_snapshot(state)?;
+    let path = DataPath::parse(path);
+    let decision = pdp::decide_on(snapshot, &path, input)?;
+    let decision_id = new_decision_id();
+    let timings = Timings {
+        timer_rego_input_parse_ns: parse_ns,
+        timer_rego_query_eval_ns: decision.eval_ns,
+        timer_server_handler_ns: elapsed_ns(started),
+    };
+    let mut body = V1Response::new(&decision_id, &decision.result, flags, timings, &decision.snapshot);
+    if warn_missing_input {
+        body.warning = Some(MISSING_INPUT);
+    }
+    Ok(json_response(StatusCode::OK, &body, flags.pretty))
+}
+
+async fn v1_post_inner(
+    state: AppState,
+    path: &str,
+    query: Option<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let flags = QueryFlags::parse(query.as_deref());
+    let bytes = read_limited(body, &state.limits).await?;
+    let parse_started = Instant::now();
+    let input = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        parse_json::<V1Request>(&bytes, &state.limits, "input document")?.input
+    };
+    let parse_ns = elapsed_ns(parse_started);
+    let missing = input.is_none();
+    answer_v1(&state, path, input, missing, flags, started, parse_ns)
+}
+
+/// `POST /v1/data/{path}`.
+pub async fn v1_post(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    v1_post_inner(state, &path, query, body).await
+}
+
+/// `POST /v1/data`: the whole data document.
+pub async fn v1_post_root(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    v1_post_inner(state, "", query, body).await
+}
+
+/// `GET /v1/data/{path}`: evaluated with no input.
+pub async fn v1_get(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let flags = QueryFlags::parse(query.as_deref());
+    answer_v1(&state, &path, None, false, flags, Instant::now(), 0)
+}
+
+/// `GET /v1/data`.
+pub async fn v1_get_root(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let flags = QueryFlags::parse(query.as_deref());
+    answer_v1(&state, "", None, false, flags, Instant::now(), 0)
+}
+
+/// Evaluate with the raw body as input and answer the raw value (v0 form).
+async fn answer_raw(state: &AppState, path: &DataPath, body: Body) -> Result<Response, ApiError> {
+    let bytes = read_limited(body, &state.limits).await?;
+    let input = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(parse_json::<Value>(&bytes, &state.limits, "input document")?)
+    };
+    let snapshot = active_snapshot(state)?;
+    let decision = pdp::decide_on(snapshot, path, input)?;
+    if matches!(decision.result, Value::Undefined) {
+        return Err(ApiError::undefined_document(path.as_ref_str()));
+    }
+    Ok(json_response(StatusCode::OK, &decision.result, false))
+}
+
+/// `POST /v0/data/{path}`.
+pub async fn v0_post(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    answer_raw(&state, &DataPath::parse(&path), body).await
+}
+
+/// `POST /v0/data`.
+pub async fn v0_post_root(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    answer_raw(&state, &DataPath::parse(""), body).await
+}
+
+/// `POST /`: the configured default decision.
+pub async fn default_decision(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let path = state.default_decision.clone();
+    answer_raw(&state, &path, body).await
+}

@@ -1,0 +1,110 @@
+//! Health and status: `/health` (policies active), `/health/live` (process
+//! up), `/health/ready` (active and not shutting down) and `/v1/status`
+//! (which revisions serve, since when, and the last failed load).
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+
+use super::{json_response, AppState};
+
+fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+#[derive(Debug, Serialize)]
+struct HealthBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+}
+
+fn health_answer(ok: bool, error: &'static str) -> Response {
+    if ok {
+        json_response(StatusCode::OK, &HealthBody { error: None }, false)
+    } else {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &HealthBody { error: Some(error) },
+            false,
+        )
+    }
+}
+
+/// `GET /health`: 200 once a snapshot is active.
+pub async fn health(State(state): State<AppState>) -> Response {
+    health_answer(state.pdp.snapshot().is_some(), "no policy bundle is active yet")
+}
+
+/// `GET /health/live`: 200 while the process serves HTTP.
+pub async fn live() -> Response {
+    health_answer(true, "")
+}
+
+/// `GET /health/ready`: 200 when a snapshot is active and shutdown has not begun.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    if state.shutting_down.load(Ordering::Relaxed) {
+        return health_answer(false, "shutting down");
+    }
+    health_answer(state.pdp.snapshot().is_some(), "no policy bundle is active yet")
+}
+
+#[derive(Debug, Serialize)]
+struct StatusBody {
+    ready: bool,
+    generation: Option<u64>,
+    activated_at: Option<String>,
+    load_duration_ms: Option<u64>,
+    bundles: Vec<BundleStatus>,
+    last_failure: Option<FailureStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct BundleStatus {
+    name: String,
+    revision: String,
+    roots: Vec<String>,
+    location: String,
+}
+
+#[derive(Debug, Serialize)]
+struct FailureStatus {
+    at: String,
+    message: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Envelope<T> {
+    result: T,
+}
+
+/// `GET /v1/status`.
+pub async fn status(State(state): State<AppState>) -> Response {
+    let snapshot = state.pdp.snapshot();
+    let body = StatusBody {
+        ready: snapshot.is_some() && !state.shutting_down.load(Ordering::Relaxed),
+        generation: snapshot.as_ref().map(|s| s.generation),
+        activated_at: snapshot.as_ref().map(|s| rfc3339(s.activated_at)),
+        load_duration_ms: snapshot
+            .as_ref()
+            .map(|s| s.load_duration.as_millis() as u64),
+        bundles: snapshot
+            .iter()
+            .flat_map(|s| s.bundles.iter())
+            .map(|b| BundleStatus {
+                name: b.name.clone(),
+                revision: b.revision.clone(),
+                roots: b.roots.clone(),
+                location: b.location.clone(),
+            })
+            .collect(),
+        last_failure: state.pdp.last_failure().map(|f| FailureStatus {
+            at: rfc3339(f.at),
+            message: f.message.clone(),
+        }),
+    };
+    json_response(StatusCode::OK, &Envelope { result: body }, false)
+}

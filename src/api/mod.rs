@@ -1,0 +1,151 @@
+//! The HTTP surface: OPA's Data API (v1, v0, `POST /`), the batch API, the
+//! policy list, health and status. Handlers only read snapshots; they never
+//! take a lock. Every failure goes through [`error::ApiError`].
+
+mod batch;
+pub mod body;
+mod data;
+pub mod error;
+mod health;
+mod policies;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Serialize;
+
+use crate::config::Limits;
+use crate::engine::DataPath;
+use crate::pdp::DecisionPoint;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The decision point.
+    pub pdp: Arc<DecisionPoint>,
+    /// Input limits.
+    pub limits: Arc<Limits>,
+    /// The document `POST /` evaluates.
+    pub default_decision: Arc<DataPath>,
+    /// Set once shutdown begins; readiness turns false.
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+/// The decision API router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", post(data::default_decision))
+        .route("/v1/data", get(data::v1_get_root).post(data::v1_post_root))
+        .route("/v1/data/", get(data::v1_get_root).post(data::v1_post_root))
+        .route("/v1/data/{*path}", get(data::v1_get).post(data::v1_post))
+        .route("/v0/data", post(data::v0_post_root))
+        .route("/v0/data/{*path}", post(data::v0_post))
+        .route("/v1/batch/data/{*path}", post(batch::batch_post))
+        .route("/v1/policies", get(policies::list))
+        .route("/v1/policies/{*id}", get(policies::get_one))
+        .route("/v1/status", get(health::status))
+        .route("/health", get(health::health))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::new(
+        StatusCode::NOT_FOUND,
+        error::code::RESOURCE_NOT_FOUND,
+        format!("no such endpoint: {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        error::code::INVALID_PARAMETER,
+        format!("method {method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// The query flags OPA's Data API understands: `?pretty`, `?provenance`,
+/// `?metrics`. A bare flag or any value but `false` turns it on.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct QueryFlags {
+    /// Indent the response.
+    pub pretty: bool,
+    /// Add bundle revisions.
+    pub provenance: bool,
+    /// Add timings.
+    pub metrics: bool,
+}
+
+impl QueryFlags {
+    /// Parse a raw query string.
+    pub fn parse(query: Option<&str>) -> QueryFlags {
+        let mut flags = QueryFlags::default();
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let on = !value.eq_ignore_ascii_case("false");
+            match key {
+                "pretty" => flags.pretty = on,
+                "provenance" => flags.provenance = on,
+                "metrics" => flags.metrics = on,
+                _ => {}
+            }
+        }
+        flags
+    }
+}
+
+/// Serialize `body` as a JSON response.
+pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T, pretty: bool) -> Response {
+    let bytes = if pretty {
+        serde_json::to_vec_pretty(body)
+    } else {
+        serde_json::to_vec(body)
+    };
+    match bytes {
+        Ok(mut bytes) => {
+            if pretty {
+                bytes.push(b'\n');
+            }
+            let mut response = (status, bytes).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(err) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "application/json")],
+            format!(
+                "{{\"code\":\"internal_error\",\"message\":{}}}",
+                serde_json::Value::String(format!("could not encode the response: {err}"))
+            ),
+        )
+            .into_response(),
+    }
+}
+
+/// A new decision id (a random UUID).
+pub(crate) fn new_decision_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_accept_bare_and_boolean_forms() {
+        let flags = QueryFlags::parse(Some("pretty&metrics=true&provenance=false"));
+        assert!(flags.pretty && flags.metrics && !flags.provenance);
+        assert!(!QueryFlags::parse(None).pretty);
+    }
+}

@@ -1,0 +1,272 @@
+//! The OPA bundle format, read from a directory: `.manifest`, `*.rego` files
+//! anywhere, and `data.json` / `data.yaml` merged at the path of their
+//! directory. Pure and synchronous: no timing, no engine, no network.
+//!
+//! A [`Bundle`] is what one directory holds after every file has been read,
+//! parsed as data and checked against the manifest's roots. Policy files are
+//! kept as text; compiling them is the engine's job.
+
+mod data;
+mod error;
+mod manifest;
+mod roots;
+
+use std::path::{Path, PathBuf};
+
+pub use data::merge_at;
+pub use error::BundleError;
+pub use manifest::{Manifest, RegoVersion};
+pub use roots::{check_disjoint_roots, within_roots, Root};
+
+/// One `.rego` file of a bundle.
+#[derive(Debug, Clone)]
+pub struct PolicyFile {
+    /// The id OPA's policy API shows: `<bundle name>/<path inside the bundle>`.
+    pub id: String,
+    /// The file's path inside the bundle, with `/` separators.
+    pub path: String,
+    /// The Rego source text.
+    pub source: String,
+    /// Which Rego syntax this file is written in.
+    pub rego_version: RegoVersion,
+}
+
+/// An OPA bundle read from disk.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// The bundle's name: the base name of its directory.
+    pub name: String,
+    /// Where it was read from.
+    pub location: PathBuf,
+    /// The `.manifest`, or the default one when the bundle has none.
+    pub manifest: Manifest,
+    /// Every policy file, sorted by path.
+    pub policies: Vec<PolicyFile>,
+    /// The bundle's data document (all data files merged), always an object.
+    pub data: serde_json::Value,
+}
+
+impl Bundle {
+    /// The revision named in the manifest (empty when none was given).
+    pub fn revision(&self) -> &str {
+        &self.manifest.revision
+    }
+
+    /// The roots this bundle owns, as parsed paths.
+    pub fn roots(&self) -> Vec<Root> {
+        self.manifest.roots()
+    }
+}
+
+/// The files a bundle directory may hold that are data.
+const DATA_FILES: [&str; 3] = ["data.json", "data.yaml", "data.yml"];
+
+/// Read a bundle from a directory in OPA's bundle layout.
+///
+/// Hidden directories below the top are skipped (editor and VCS folders);
+/// files other than `.manifest`, `*.rego` and data files are ignored.
+pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
+    let meta = std::fs::metadata(dir).map_err(|source| BundleError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(BundleError::NotADirectory {
+            path: dir.to_path_buf(),
+        });
+    }
+    let name = bundle_name(dir);
+    let manifest_path = dir.join(".manifest");
+    let manifest = if manifest_path.exists() {
+        let text = read_text(&manifest_path)?;
+        Manifest::parse(&text, &manifest_path)?
+    } else {
+        Manifest::default()
+    };
+    let roots = manifest.roots();
+
+    let mut policies = Vec::new();
+    let mut data = serde_json::Value::Object(serde_json::Map::new());
+    let walker = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| entry.depth() == 0 || !is_hidden_dir(entry));
+    for entry in walker {
+        let entry = entry.map_err(|err| BundleError::Io {
+            path: err.path().unwrap_or(dir).to_path_buf(),
+            source: err
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("directory loop")),
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let file_name = entry.file_name().to_string_lossy();
+        let rel_path = relative_path(dir, entry.path());
+        if file_name.ends_with(".rego") {
+            let source = read_text(entry.path())?;
+            policies.push(PolicyFile {
+                id: format!("{name}/{rel_path}"),
+                rego_version: manifest.rego_version_for(&rel_path),
+                path: rel_path,
+                source,
+            });
+        } else if DATA_FILES.contains(&file_name.as_ref()) {
+            let text = read_text(entry.path())?;
+            let value = if file_name == "data.json" {
+                data::parse_json(&text, entry.path())?
+            } else {
+                data::parse_yaml(&text, entry.path())?
+            };
+            let dir_segments: Vec<String> = Path::new(&rel_path)
+                .parent()
+                .map(|p| {
+                    p.components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            roots::check_data_within(&roots, &dir_segments, &value, entry.path())?;
+            merge_at(&mut data, &dir_segments, value, entry.path())?;
+        }
+    }
+    Ok(Bundle {
+        name,
+        location: dir.to_path_buf(),
+        manifest,
+        policies,
+        data,
+    })
+}
+
+fn bundle_name(dir: &Path) -> String {
+    let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    canonical
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bundle".to_string())
+}
+
+fn is_hidden_dir(entry: &walkdir::DirEntry) -> bool {
+    entry.file_type().is_dir() && entry.file_name().to_string_lossy().starts_with('.')
+}
+
+fn relative_path(base: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(base).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn read_text(path: &Path) -> Result<String, BundleError> {
+    std::fs::read_to_string(path).map_err(|source| BundleError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let path = dir.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn data_files_merge_at_their_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "data.json", r#"{"top": 1}"#);
+        write(tmp.path(), "teams/data.json", r#"{"payments": {"lead": "ana"}}"#);
+        write(tmp.path(), "teams/quota/data.yaml", "payments:\n  cpu: 4\n");
+        write(tmp.path(), "policy/a.rego", "package a\nx := 1\n");
+        let bundle = load_dir(tmp.path()).unwrap();
+        assert_eq!(
+            bundle.data,
+            serde_json::json!({
+                "top": 1,
+                "teams": {"payments": {"lead": "ana"}, "quota": {"payments": {"cpu": 4}}}
+            })
+        );
+        assert_eq!(bundle.policies.len(), 1);
+        assert_eq!(bundle.policies[0].path, "policy/a.rego");
+        assert!(bundle.policies[0].id.ends_with("/policy/a.rego"));
+        assert_eq!(bundle.revision(), "");
+    }
+
+    #[test]
+    fn malformed_json_names_file_line_and_column() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "x/data.json", "{\n  \"a\": tru, \"b\": 1\n}");
+        let err = load_dir(tmp.path()).unwrap_err();
+        let loc = err.location().expect("a location");
+        assert!(loc.file.ends_with("x/data.json"), "{loc:?}");
+        assert_eq!(loc.row, 2);
+        assert!(loc.col > 0);
+    }
+
+    #[test]
+    fn malformed_yaml_names_file_and_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "data.yaml", "a: 1\nb: [1, 2\n");
+        let err = load_dir(tmp.path()).unwrap_err();
+        let loc = err.location().expect("a location");
+        assert!(loc.file.ends_with("data.yaml"));
+        assert!(loc.row >= 2, "{loc:?}");
+    }
+
+    #[test]
+    fn data_outside_roots_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), ".manifest", r#"{"revision": "r1", "roots": ["teams"]}"#);
+        write(tmp.path(), "teams/data.json", r#"{"a": 1}"#);
+        assert!(load_dir(tmp.path()).is_ok());
+        write(tmp.path(), "other/data.json", r#"{"a": 1}"#);
+        let err = load_dir(tmp.path()).unwrap_err();
+        assert!(matches!(err, BundleError::OutsideRoots { .. }), "{err}");
+        assert!(err.to_string().contains("other"), "{err}");
+    }
+
+    #[test]
+    fn top_level_data_may_fill_declared_roots() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), ".manifest", r#"{"roots": ["teams/quota", "catalog"]}"#);
+        write(
+            tmp.path(),
+            "data.json",
+            r#"{"teams": {"quota": {"a": 1}}, "catalog": []}"#,
+        );
+        assert!(load_dir(tmp.path()).is_ok());
+        write(tmp.path(), "data.json", r#"{"teams": {"members": {}}}"#);
+        assert!(load_dir(tmp.path()).is_err());
+    }
+
+    #[test]
+    fn conflicting_data_names_both_places() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "data.json", r#"{"a": {"b": 1}}"#);
+        write(tmp.path(), "a/data.json", r#"{"b": 2}"#);
+        let err = load_dir(tmp.path()).unwrap_err();
+        assert!(matches!(err, BundleError::DataConflict { .. }), "{err}");
+    }
+
+    #[test]
+    fn missing_directory_is_an_io_error() {
+        let err = load_dir(Path::new("/nonexistent/portcullis")).unwrap_err();
+        assert!(matches!(err, BundleError::Io { .. }));
+    }
+
+    #[test]
+    fn manifest_rego_version_zero_selects_v0() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), ".manifest", r#"{"rego_version": 0}"#);
+        write(tmp.path(), "p.rego", "package p\nallow { true }\n");
+        let bundle = load_dir(tmp.path()).unwrap();
+        assert_eq!(bundle.policies[0].rego_version, RegoVersion::V0);
+    }
+}

@@ -1,0 +1,108 @@
+//! The command line (clap): `serve`, `eval`, `check` and `test`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::LogFormat;
+
+/// Portcullis: a policy and guardrail decision service with OPA's Data API.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the decision API on the configured bundles.
+    Serve(ServeArgs),
+    /// Evaluate a query against bundles and print the result as JSON.
+    Eval(EvalArgs),
+    /// Load and compile bundles; print every error with file:line:col.
+    Check(CheckArgs),
+    /// Run the Rego unit tests (`test_*` rules) in bundles.
+    Test(TestArgs),
+}
+
+/// `portcullis serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A YAML config file.
+    #[arg(long, short = 'c', env = "PORTCULLIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen address of the decision API (default 127.0.0.1:8181).
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Log level or tracing filter (error, warn, info, debug, trace).
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    /// Bundle directories (default: policies and bundles in the current directory).
+    #[arg(value_name = "BUNDLE_DIR")]
+    pub bundles: Vec<PathBuf>,
+}
+
+/// Log format on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// JSON lines.
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(arg: LogFormatArg) -> LogFormat {
+        match arg {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+/// `portcullis eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A bundle directory to load (repeatable).
+    #[arg(short = 'b', long = "bundle", required = true, value_name = "DIR")]
+    pub bundles: Vec<PathBuf>,
+    /// A JSON (or YAML) file to use as input.
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// The Rego query, e.g. `data.provisioning.decision`.
+    pub query: String,
+}
+
+/// `portcullis check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Bundle directories.
+    #[arg(required = true, value_name = "DIR")]
+    pub bundles: Vec<PathBuf>,
+}
+
+/// `portcullis test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Bundle directories holding policies and their `*_test.rego` files.
+    #[arg(required = true, value_name = "DIR")]
+    pub bundles: Vec<PathBuf>,
+    /// Print every test, not only failures.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Report line coverage per policy file.
+    #[arg(long)]
+    pub coverage: bool,
+    /// Run only tests whose path contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub run: Option<String>,
+    /// Fail when total coverage is below this percentage (implies --coverage).
+    #[arg(long, value_name = "PERCENT")]
+    pub threshold: Option<f64>,
+}

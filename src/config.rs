@@ -1,0 +1,357 @@
+//! Configuration: a YAML file, then `PORTCULLIS_*` environment variables,
+//! then command-line flags, each overriding the one before; then
+//! [`Config::validate`], whose errors name the offending key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::location::Location;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listener settings.
+    pub server: ServerConfig,
+    /// Bundle directories to load, in order.
+    pub bundles: Vec<PathBuf>,
+    /// The document `POST /` evaluates, as a path (`/system/main`).
+    pub default_decision: String,
+    /// Input limits.
+    pub limits: Limits,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Listener settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the decision API.
+    pub addr: String,
+}
+
+/// Input limits; each has a clear error when exceeded.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Deepest nesting of arrays and objects accepted in a request body.
+    pub max_json_depth: usize,
+    /// Longest one evaluation may run, in milliseconds.
+    pub eval_timeout_ms: u64,
+    /// Most inputs one batch request may carry.
+    pub max_batch_inputs: usize,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter).
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            bundles: vec![PathBuf::from("policies"), PathBuf::from("bundles")],
+            default_decision: "/system/main".to_string(),
+            limits: Limits::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: "127.0.0.1:8181".to_string(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_json_depth: 64,
+            eval_timeout_ms: 100,
+            max_batch_inputs: 1000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_string(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML for this schema.
+    #[error("{location}: {message}")]
+    Parse {
+        /// Where.
+        location: Location,
+        /// The parser's message (names an unknown or mistyped key).
+        message: String,
+    },
+    /// A key has a value that cannot work.
+    #[error("invalid config: {key}: {message}")]
+    Invalid {
+        /// The dotted key, e.g. `limits.max_body_bytes`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// The environment variables read, and the key each sets.
+pub const ENV_KEYS: [(&str, &str); 9] = [
+    ("PORTCULLIS_ADDR", "server.addr"),
+    ("PORTCULLIS_BUNDLES", "bundles"),
+    ("PORTCULLIS_DEFAULT_DECISION", "default_decision"),
+    ("PORTCULLIS_MAX_BODY_BYTES", "limits.max_body_bytes"),
+    ("PORTCULLIS_MAX_JSON_DEPTH", "limits.max_json_depth"),
+    ("PORTCULLIS_EVAL_TIMEOUT_MS", "limits.eval_timeout_ms"),
+    ("PORTCULLIS_MAX_BATCH_INPUTS", "limits.max_batch_inputs"),
+    ("PORTCULLIS_LOG_LEVEL", "log.level"),
+    ("PORTCULLIS_LOG_FORMAT", "log.format"),
+];
+
+/// serde_json refuses deeper documents than this, whatever we allow.
+const PARSER_DEPTH_CEILING: usize = 128;
+
+impl Config {
+    /// Read a YAML config file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Parse YAML config text; `file` names it in errors.
+    pub fn from_yaml(text: &str, file: &str) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        yaml_serde::from_str(text).map_err(|err| {
+            let (row, col) = err
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            ConfigError::Parse {
+                location: Location::new(file, row, col),
+                message: err.to_string(),
+            }
+        })
+    }
+
+    /// Apply `PORTCULLIS_*` variables from `lookup` (normally `std::env::var`).
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        for (var, key) in ENV_KEYS {
+            if let Some(value) = lookup(var) {
+                self.set(key, &value).map_err(|message| ConfigError::Invalid {
+                    key: format!("{key} (from {var})"),
+                    message,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Set one key from text, as the environment and flags do.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
+            value
+                .trim()
+                .parse()
+                .map_err(|_| format!("expected a whole number, got {value:?}"))
+        }
+        match key {
+            "server.addr" => self.server.addr = value.to_string(),
+            "bundles" => {
+                self.bundles = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            }
+            "default_decision" => self.default_decision = value.to_string(),
+            "limits.max_body_bytes" => self.limits.max_body_bytes = number(value)?,
+            "limits.max_json_depth" => self.limits.max_json_depth = number(value)?,
+            "limits.eval_timeout_ms" => self.limits.eval_timeout_ms = number(value)?,
+            "limits.max_batch_inputs" => self.limits.max_batch_inputs = number(value)?,
+            "log.level" => self.log.level = value.to_string(),
+            "log.format" => {
+                self.log.format = match value {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    other => return Err(format!("expected text or json, got {other:?}")),
+                }
+            }
+            other => return Err(format!("unknown key {other}")),
+        }
+        Ok(())
+    }
+
+    /// Check every value; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_string(),
+            message,
+        };
+        self.listen_addr()?;
+        if self.bundles.is_empty() {
+            return Err(invalid("bundles", "at least one bundle directory is needed".into()));
+        }
+        if self.limits.max_body_bytes == 0 {
+            return Err(invalid("limits.max_body_bytes", "must be greater than 0".into()));
+        }
+        if !(1..=PARSER_DEPTH_CEILING).contains(&self.limits.max_json_depth) {
+            return Err(invalid(
+                "limits.max_json_depth",
+                format!("must be between 1 and {PARSER_DEPTH_CEILING}"),
+            ));
+        }
+        if self.limits.eval_timeout_ms == 0 {
+            return Err(invalid("limits.eval_timeout_ms", "must be greater than 0".into()));
+        }
+        if self.limits.max_batch_inputs == 0 {
+            return Err(invalid("limits.max_batch_inputs", "must be greater than 0".into()));
+        }
+        if self.default_decision.trim_matches('/').is_empty() {
+            return Err(invalid("default_decision", "must name a document path".into()));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|err| invalid("log.level", err.to_string()))?;
+        Ok(())
+    }
+
+    /// The parsed listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.addr.parse().map_err(|err| ConfigError::Invalid {
+            key: "server.addr".to_string(),
+            message: format!("{:?} is not a socket address: {err}", self.server.addr),
+        })
+    }
+
+    /// The evaluation time limit as a duration.
+    pub fn eval_timeout(&self) -> Duration {
+        Duration::from_millis(self.limits.eval_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_listen_on_localhost() {
+        let config = Config::default();
+        config.validate().unwrap();
+        assert_eq!(config.listen_addr().unwrap().to_string(), "127.0.0.1:8181");
+        assert_eq!(config.limits.max_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.eval_timeout(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn yaml_overrides_defaults_and_keeps_the_rest() {
+        let config = Config::from_yaml(
+            "server:\n  addr: 0.0.0.0:9000\nlimits:\n  eval_timeout_ms: 250\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(config.server.addr, "0.0.0.0:9000");
+        assert_eq!(config.limits.eval_timeout_ms, 250);
+        assert_eq!(config.limits.max_body_bytes, Limits::default().max_body_bytes);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_position() {
+        let err = Config::from_yaml("limits:\n  max_body: 1\n", "c.yaml").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("max_body"), "{text}");
+        assert!(text.starts_with("c.yaml:2:"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_is_refused() {
+        let err = Config::from_yaml("limits:\n  max_body_bytes: lots\n", "c.yaml").unwrap_err();
+        assert!(err.to_string().contains("c.yaml:2:"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_bad_env_names_the_key() {
+        let mut config = Config::default();
+        config
+            .apply_env(|k| match k {
+                "PORTCULLIS_ADDR" => Some("127.0.0.1:0".into()),
+                "PORTCULLIS_BUNDLES" => Some("a, b".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.server.addr, "127.0.0.1:0");
+        assert_eq!(config.bundles, vec![PathBuf::from("a"), PathBuf::from("b")]);
+        let err = config
+            .apply_env(|k| (k == "PORTCULLIS_EVAL_TIMEOUT_MS").then(|| "soon".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("limits.eval_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut config = Config::default();
+        config.server.addr = "localhost".into();
+        assert!(config.validate().unwrap_err().to_string().contains("server.addr"));
+        let mut config = Config::default();
+        config.limits.max_json_depth = 500;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("limits.max_json_depth"));
+        let mut config = Config::default();
+        config.log.level = "loud=[".into();
+        assert!(config.validate().unwrap_err().to_string().contains("log.level"));
+    }
+}

@@ -1,0 +1,158 @@
+//! Errors from compiling and evaluating policies, with the file, line and
+//! column that regorus reports turned into structured [`Location`]s.
+
+use std::time::Duration;
+
+use crate::location::Location;
+
+/// One problem in a policy: a message and, when known, where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    /// What is wrong, without the source excerpt.
+    pub message: String,
+    /// Where, when regorus said.
+    pub location: Option<Location>,
+}
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.location {
+            Some(loc) => write!(f, "{loc}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+impl PolicyError {
+    /// Turn a regorus error into a message and a location.
+    ///
+    /// regorus renders positioned errors as
+    /// `--> file:row:col`, a source excerpt, then `error: message`.
+    pub fn from_regorus(err: &anyhow::Error) -> PolicyError {
+        let text = format!("{err:#}");
+        let location = text.lines().find_map(|line| {
+            let rest = line.trim_start().strip_prefix("--> ")?;
+            let mut parts = rest.rsplitn(3, ':');
+            let col = parts.next()?.trim().parse::<usize>().ok()?;
+            let row = parts.next()?.trim().parse::<usize>().ok()?;
+            let file = parts.next()?;
+            Some(Location::new(file, row, col))
+        });
+        let message = match location {
+            Some(_) => text
+                .lines()
+                .rev()
+                .find_map(|l| l.strip_prefix("error: "))
+                .map(str::to_string)
+                .unwrap_or_else(|| text.trim().to_string()),
+            None => text.trim().to_string(),
+        };
+        PolicyError { message, location }
+    }
+}
+
+/// Why a set of bundles could not be turned into a prepared engine.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// Parse or compile errors, one per failing file (or the first found
+    /// while preparing).
+    #[error("{} policy error(s): {}", .0.len(), join(.0))]
+    Policies(Vec<PolicyError>),
+    /// A policy declares a package outside its bundle's roots.
+    #[error("{file}: package {package} is outside the roots [{roots}] of bundle {bundle}")]
+    PackageOutsideRoots {
+        /// The policy file id.
+        file: String,
+        /// The package, as `data.a.b`.
+        package: String,
+        /// The bundle.
+        bundle: String,
+        /// Its roots, comma-separated.
+        roots: String,
+    },
+    /// The merged data document was refused by the engine.
+    #[error("data could not be loaded: {0}")]
+    Data(String),
+}
+
+impl CompileError {
+    /// Every problem as a positioned error, for OPA-style error bodies.
+    pub fn errors(&self) -> Vec<PolicyError> {
+        match self {
+            CompileError::Policies(errors) => errors.clone(),
+            CompileError::PackageOutsideRoots { file, .. } => vec![PolicyError {
+                message: self.to_string(),
+                location: Some(Location::new(file.clone(), 1, 1)),
+            }],
+            CompileError::Data(message) => vec![PolicyError {
+                message: message.clone(),
+                location: None,
+            }],
+        }
+    }
+}
+
+fn join(errors: &[PolicyError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why one evaluation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The evaluation ran past the configured time limit.
+    #[error("evaluation exceeded the time limit of {} ms", .limit.as_millis())]
+    TimeLimit {
+        /// The configured limit.
+        limit: Duration,
+    },
+    /// A builtin or the interpreter raised an error (conflicting rule values,
+    /// a type error in strict mode, a bad query).
+    #[error("{0}")]
+    Failed(PolicyError),
+}
+
+impl EvalError {
+    /// Classify a regorus evaluation error.
+    pub fn from_regorus(err: &anyhow::Error, limit: Duration) -> EvalError {
+        let is_time_limit = err.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<regorus::LimitError>(),
+                Some(regorus::LimitError::TimeLimitExceeded { .. })
+            )
+        }) || err.to_string().contains("time limit");
+        if is_time_limit {
+            EvalError::TimeLimit { limit }
+        } else {
+            EvalError::Failed(PolicyError::from_regorus(err))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_regorus_positioned_error() {
+        let err = anyhow::anyhow!(
+            "\n--> policies/a.rego:3:7\n  |\n3 | allow if {{ x }}\n  |       ^\nerror: var x is unsafe"
+        );
+        let parsed = PolicyError::from_regorus(&err);
+        assert_eq!(parsed.location, Some(Location::new("policies/a.rego", 3, 7)));
+        assert_eq!(parsed.message, "var x is unsafe");
+    }
+
+    #[test]
+    fn keeps_plain_errors_whole() {
+        let err = anyhow::anyhow!("something odd");
+        let parsed = PolicyError::from_regorus(&err);
+        assert_eq!(parsed.location, None);
+        assert_eq!(parsed.message, "something odd");
+    }
+}

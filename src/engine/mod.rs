@@ -1,0 +1,391 @@
+//! The policy engine: bundles compiled into one prepared regorus engine, and
+//! evaluation of a document path against it. Pure and synchronous.
+//!
+//! A [`PolicySet`] is built once per activation. Building parses every file,
+//! checks packages against bundle roots, loads the merged data and prepares
+//! the interpreter (so rule analysis is never paid by a request). Evaluation
+//! clones the prepared engine (cheap: its parts are reference-counted), sets
+//! the input and evaluates; the template itself is never mutated, so any
+//! number of threads can evaluate at once without a lock.
+
+mod error;
+mod path;
+pub mod testing;
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use regorus::unstable::{Parser, Rule, RuleHead};
+use regorus::utils::limits::ExecutionTimerConfig;
+
+use crate::bundle::{Bundle, RegoVersion, Root};
+pub use error::{CompileError, EvalError, PolicyError};
+pub use path::DataPath;
+pub(crate) use path::is_identifier;
+
+/// The value type evaluation takes and returns.
+pub use regorus::Value;
+
+/// Settings for building and evaluating a [`PolicySet`].
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How long one evaluation may run before it fails with
+    /// [`EvalError::TimeLimit`].
+    pub eval_timeout: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            eval_timeout: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A compiled policy module, as the policy API lists it.
+#[derive(Debug, Clone)]
+pub struct ModuleInfo {
+    /// The module id (`<bundle>/<path>`).
+    pub id: String,
+    /// The Rego source.
+    pub raw: String,
+    /// The package, as `data.a.b`.
+    pub package: String,
+    /// The bundle the module came from.
+    pub bundle: String,
+}
+
+/// Prepared policies and data, ready to evaluate concurrently.
+#[derive(Clone)]
+pub struct PolicySet {
+    template: regorus::Engine,
+    /// Paths (`data.a.b`) that name a complete rule: evaluated with the fast
+    /// rule entry point rather than a general query.
+    rule_paths: HashSet<String>,
+    modules: Vec<ModuleInfo>,
+    options: EngineOptions,
+}
+
+impl std::fmt::Debug for PolicySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySet")
+            .field("modules", &self.modules.len())
+            .field("rule_paths", &self.rule_paths.len())
+            .finish()
+    }
+}
+
+impl PolicySet {
+    /// Compile bundles into a prepared engine.
+    ///
+    /// Every file is parsed even after one fails, so all parse errors are
+    /// reported at once. Roots must already be disjoint
+    /// ([`crate::bundle::check_disjoint_roots`]).
+    pub fn compile(bundles: &[Bundle], options: EngineOptions) -> Result<PolicySet, CompileError> {
+        let mut engine = regorus::Engine::new();
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: options.eval_timeout,
+            check_interval: NonZeroU32::MIN.saturating_add(63),
+        });
+        let mut errors = Vec::new();
+        let mut modules = Vec::new();
+        for bundle in bundles {
+            let roots = bundle.roots();
+            for file in &bundle.policies {
+                engine.set_rego_v0(file.rego_version == RegoVersion::V0);
+                match engine.add_policy(file.id.clone(), file.source.clone()) {
+                    Ok(package) => {
+                        check_package_root(bundle, &roots, &file.id, &package)?;
+                        modules.push(ModuleInfo {
+                            id: file.id.clone(),
+                            raw: file.source.clone(),
+                            package,
+                            bundle: bundle.name.clone(),
+                        });
+                    }
+                    Err(err) => errors.push(PolicyError::from_regorus(&err)),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(CompileError::Policies(errors));
+        }
+        for bundle in bundles {
+            engine
+                .add_data(Value::from(bundle.data.clone()))
+                .map_err(|err| CompileError::Data(format!("bundle {}: {err}", bundle.name)))?;
+        }
+        // Preparing analyses every module (unsafe variables, recursion,
+        // conflicts) and stores the result in the engine, so that clones of
+        // it start ready.
+        engine
+            .eval_query("true".to_string(), false)
+            .map_err(|err| CompileError::Policies(vec![PolicyError::from_regorus(&err)]))?;
+        let rule_paths = collect_rule_paths(&mut engine);
+        Ok(PolicySet {
+            template: engine,
+            rule_paths,
+            modules,
+            options,
+        })
+    }
+
+    /// The modules this set was compiled from.
+    pub fn modules(&self) -> &[ModuleInfo] {
+        &self.modules
+    }
+
+    /// The options it was built with.
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// Evaluate the document at `path` with `input`.
+    ///
+    /// Returns [`Value::Undefined`] when the document is undefined (no rule
+    /// produced a value and no data is there).
+    pub fn evaluate(&self, path: &DataPath, input: Option<Value>) -> Result<Value, EvalError> {
+        let mut engine = self.template.clone();
+        if let Some(input) = input {
+            engine.set_input(input);
+        }
+        let limit = self.options.eval_timeout;
+        if self.rule_paths.contains(path.as_ref_str()) {
+            return engine
+                .eval_rule(path.as_ref_str().to_string())
+                .map_err(|err| EvalError::from_regorus(&err, limit));
+        }
+        let results = engine
+            .eval_query(path.as_ref_str().to_string(), false)
+            .map_err(|err| EvalError::from_regorus(&err, limit))?;
+        Ok(results
+            .result
+            .into_iter()
+            .next()
+            .and_then(|row| row.expressions.into_iter().next())
+            .map(|expr| expr.value)
+            .unwrap_or(Value::Undefined))
+    }
+
+    /// Evaluate an arbitrary Rego query, returning OPA's result rows.
+    pub fn query(
+        &self,
+        query: &str,
+        input: Option<Value>,
+    ) -> Result<regorus::QueryResults, EvalError> {
+        let mut engine = self.template.clone();
+        if let Some(input) = input {
+            engine.set_input(input);
+        }
+        engine
+            .eval_query(query.to_string(), false)
+            .map_err(|err| EvalError::from_regorus(&err, self.options.eval_timeout))
+    }
+
+    /// A mutable copy of the prepared engine, for tools (the test runner).
+    pub(crate) fn engine_copy(&self) -> regorus::Engine {
+        self.template.clone()
+    }
+}
+
+fn check_package_root(
+    bundle: &Bundle,
+    roots: &[Root],
+    file: &str,
+    package: &str,
+) -> Result<(), CompileError> {
+    let segments = DataPath::from_dotted(package).segments().to_vec();
+    if crate::bundle::within_roots(roots, &segments) {
+        return Ok(());
+    }
+    Err(CompileError::PackageOutsideRoots {
+        file: file.to_string(),
+        package: package.to_string(),
+        bundle: bundle.name.clone(),
+        roots: roots.iter().map(Root::as_text).collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// Every path that names one whole, non-function rule with a static head.
+fn collect_rule_paths(engine: &mut regorus::Engine) -> HashSet<String> {
+    let packages = engine.get_policy_package_components().unwrap_or_default();
+    let mut paths = HashSet::new();
+    for (module, package) in engine.get_modules().iter().zip(packages) {
+        if !package.components.iter().all(|c| is_identifier(c)) {
+            continue;
+        }
+        for rule in &module.policy {
+            let refr = match rule.as_ref() {
+                Rule::Spec { head, .. } => match head {
+                    RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } => refr,
+                    RuleHead::Func { .. } => continue,
+                },
+                Rule::Default { refr, args, .. } if args.is_empty() => refr,
+                Rule::Default { .. } => continue,
+            };
+            let Ok(components) = Parser::get_path_ref_components(refr) else {
+                continue;
+            };
+            let names: Vec<&str> = components.iter().map(|span| span.text()).collect();
+            if names.is_empty() || !names.iter().all(|n| is_identifier(n)) {
+                continue;
+            }
+            let mut path = String::from("data");
+            for part in package.components.iter().map(String::as_str).chain(names) {
+                path.push('.');
+                path.push_str(part);
+            }
+            paths.insert(path);
+        }
+    }
+    paths
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{Manifest, PolicyFile};
+
+    pub(crate) fn bundle_with(files: &[(&str, &str)], data: serde_json::Value) -> Bundle {
+        Bundle {
+            name: "test".into(),
+            location: "test".into(),
+            manifest: Manifest::default(),
+            policies: files
+                .iter()
+                .map(|(path, source)| PolicyFile {
+                    id: format!("test/{path}"),
+                    path: path.to_string(),
+                    source: source.to_string(),
+                    rego_version: RegoVersion::V1,
+                })
+                .collect(),
+            data,
+        }
+    }
+
+    fn compile(files: &[(&str, &str)]) -> PolicySet {
+        PolicySet::compile(&[bundle_with(files, serde_json::json!({}))], EngineOptions::default())
+            .unwrap()
+    }
+
+    #[test]
+    fn rule_package_and_data_paths_evaluate() {
+        let set = PolicySet::compile(
+            &[bundle_with(
+                &[("p.rego", "package p\nallow if input.x == 1\nnames contains n if some n in [\"a\"]\nf(x) := x\n")],
+                serde_json::json!({"teams": {"a": {"cpu": 4}}}),
+            )],
+            EngineOptions::default(),
+        )
+        .unwrap();
+        let input = Value::from_json_str(r#"{"x": 1}"#).unwrap();
+        assert!(set.rule_paths.contains("data.p.allow"));
+        assert!(set.rule_paths.contains("data.p.names"));
+        assert!(!set.rule_paths.contains("data.p.f"));
+        assert_eq!(
+            set.evaluate(&DataPath::parse("p/allow"), Some(input.clone()))
+                .unwrap(),
+            Value::from(true)
+        );
+        assert_eq!(
+            set.evaluate(&DataPath::parse("p/allow"), None).unwrap(),
+            Value::Undefined
+        );
+        let package = set.evaluate(&DataPath::parse("p"), Some(input)).unwrap();
+        assert_eq!(package["allow"], Value::from(true));
+        assert_eq!(
+            set.evaluate(&DataPath::parse("teams/a/cpu"), None).unwrap(),
+            Value::from(4)
+        );
+        assert_eq!(
+            set.evaluate(&DataPath::parse("nothing/here"), None).unwrap(),
+            Value::Undefined
+        );
+    }
+
+    #[test]
+    fn parse_errors_of_every_file_are_reported_with_positions() {
+        let err = PolicySet::compile(
+            &[bundle_with(
+                &[
+                    ("a.rego", "package a\nallow if {\n"),
+                    ("b.rego", "package b\n\nx := := 1\n"),
+                    ("c.rego", "package c\nok := 1\n"),
+                ],
+                serde_json::json!({}),
+            )],
+            EngineOptions::default(),
+        )
+        .unwrap_err();
+        let errors = err.errors();
+        assert_eq!(errors.len(), 2, "{err}");
+        assert_eq!(errors[0].location.as_ref().unwrap().file, "test/a.rego");
+        let b = errors[1].location.as_ref().unwrap();
+        assert_eq!((b.file.as_str(), b.row), ("test/b.rego", 3));
+        assert!(b.col > 1);
+    }
+
+    #[test]
+    fn unsafe_variables_fail_at_compile_time_with_a_position() {
+        let err = PolicySet::compile(
+            &[bundle_with(
+                &[("a.rego", "package a\n\nallow if {\n  x > 1\n}\n")],
+                serde_json::json!({}),
+            )],
+            EngineOptions::default(),
+        )
+        .unwrap_err();
+        let errors = err.errors();
+        let loc = errors[0].location.as_ref().expect("location");
+        assert_eq!(loc.file, "test/a.rego");
+        assert_eq!(loc.row, 4, "{err}");
+    }
+
+    #[test]
+    fn package_outside_roots_is_refused() {
+        let mut bundle = bundle_with(&[("a.rego", "package other\nx := 1\n")], serde_json::json!({}));
+        bundle.manifest.roots = Some(vec!["mine".into()]);
+        let err = PolicySet::compile(&[bundle], EngineOptions::default()).unwrap_err();
+        assert!(matches!(err, CompileError::PackageOutsideRoots { .. }), "{err}");
+    }
+
+    #[test]
+    fn rego_v0_files_parse_when_marked() {
+        let mut bundle = bundle_with(&[("a.rego", "package a\nallow { true }\n")], serde_json::json!({}));
+        assert!(PolicySet::compile(std::slice::from_ref(&bundle), EngineOptions::default()).is_err());
+        bundle.policies[0].rego_version = RegoVersion::V0;
+        let set = PolicySet::compile(&[bundle], EngineOptions::default()).unwrap();
+        assert_eq!(
+            set.evaluate(&DataPath::parse("a/allow"), None).unwrap(),
+            Value::from(true)
+        );
+    }
+
+    #[test]
+    fn conflicting_values_are_an_evaluation_error() {
+        let set = compile(&[("a.rego", "package a\nx := 1 if input.a\nx := 2 if input.b\n")]);
+        let input = Value::from_json_str(r#"{"a": true, "b": true}"#).unwrap();
+        let err = set.evaluate(&DataPath::parse("a/x"), Some(input)).unwrap_err();
+        assert!(matches!(err, EvalError::Failed(_)), "{err}");
+    }
+
+    #[test]
+    fn a_long_evaluation_stops_at_the_time_limit() {
+        let set = PolicySet::compile(
+            &[bundle_with(
+                &[("a.rego", "package a\nn := count([x | some i in numbers.range(1, 10000); some j in numbers.range(1, 10000); x := i * j])\n")],
+                serde_json::json!({}),
+            )],
+            EngineOptions {
+                eval_timeout: Duration::from_millis(50),
+            },
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let err = set.evaluate(&DataPath::parse("a/n"), None).unwrap_err();
+        assert!(matches!(err, EvalError::TimeLimit { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,39 @@
+//! Portcullis: a policy and guardrail decision service.
+//!
+//! Rego policies are evaluated in-process with regorus and served over OPA's
+//! Data API, so existing OPA clients work unchanged.
+//!
+//! # Layout
+//!
+//! - [`bundle`]: the OPA bundle format read from directories (pure).
+//! - [`engine`]: bundles compiled into a prepared regorus engine; evaluation;
+//!   the Rego unit-test runner (pure).
+//! - [`pdp`]: the decision point: the active snapshot behind an `ArcSwap`,
+//!   loading and atomic activation, `decide()`.
+//! - [`api`]: the axum routers (Data API, batch, policies, health) and the one
+//!   error-to-status mapping.
+//! - [`config`]: configuration from a YAML file, environment and flags.
+//! - [`server`]: the composition root: bind, load, serve, drain.
+//! - [`location`]: file/row/column positions shared by every error.
+//!
+//! # Using it as a library
+//!
+//! ```no_run
+//! use portcullis::pdp::DecisionPoint;
+//! use portcullis::engine::{DataPath, EngineOptions, Value};
+//!
+//! let pdp = DecisionPoint::load(&["policies".into(), "bundles".into()], EngineOptions::default())?;
+//! let input = Value::from_json_str(r#"{"team": "payments"}"#).unwrap();
+//! let decision = pdp.decide(&DataPath::parse("provisioning/decision"), Some(input))?;
+//! println!("{}", decision.result.to_json_str().unwrap());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod api;
+pub mod bundle;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod location;
+pub mod pdp;
+pub mod server;

@@ -1,0 +1,191 @@
+//! The `portcullis` binary: parses the command line and runs the command.
+//! `anyhow` lives only here, at the edge.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use portcullis::cli::{CheckArgs, Cli, Command, EvalArgs, ServeArgs, TestArgs};
+use portcullis::config::{Config, LogFormat};
+use portcullis::engine::testing::{self, Outcome};
+use portcullis::engine::{EngineOptions, Value};
+use portcullis::pdp::build_policy_set;
+use portcullis::server::{shutdown_signal, Server};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Eval(args) => eval(args),
+        Command::Check(args) => check(args),
+        Command::Test(args) => test(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.apply_env(|key| std::env::var(key).ok())?;
+    if let Some(addr) = args.addr {
+        config.server.addr = addr;
+    }
+    if let Some(level) = args.log_level {
+        config.log.level = level;
+    }
+    if let Some(format) = args.log_format {
+        config.log.format = format.into();
+    }
+    if !args.bundles.is_empty() {
+        config.bundles = args.bundles;
+    }
+    config.validate()?;
+    init_tracing(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::bind(&config).await?;
+        tracing::info!(addr = %server.local_addr(), "portcullis is serving the decision API");
+        server.run(shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn read_input(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read input file {}", path.display()))?;
+    let is_yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    let value = if is_yaml {
+        Value::from_yaml_str(&text)
+    } else {
+        Value::from_json_str(&text)
+    };
+    value.with_context(|| format!("{} is not valid input", path.display()))
+}
+
+fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let (policies, _) = build_policy_set(&args.bundles, &EngineOptions::default())?;
+    let input = args.input.as_deref().map(read_input).transpose()?;
+    let results = policies.query(&args.query, input)?;
+    let mut out = std::io::stdout().lock();
+    if results.result.is_empty() {
+        writeln!(out, "undefined")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let single = results.result.len() == 1
+        && results.result[0].expressions.len() == 1
+        && matches!(&results.result[0].bindings, Value::Object(b) if b.is_empty());
+    let value = if single {
+        results.result[0].expressions[0].value.clone()
+    } else {
+        Value::from_json_str(&serde_json::to_string(&results)?)?
+    };
+    writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    match build_policy_set(&args.bundles, &EngineOptions::default()) {
+        Ok((policies, bundles)) => {
+            println!(
+                "ok: {} bundle(s), {} module(s)",
+                bundles.len(),
+                policies.modules().len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            let errors = err.errors();
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            eprintln!("{} error(s)", errors.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
+    let coverage = args.coverage || args.threshold.is_some();
+    let (policies, _) = build_policy_set(&args.bundles, &EngineOptions::default())?;
+    let report = testing::run_tests(&policies, args.run.as_deref(), coverage)?;
+    let mut out = std::io::stdout().lock();
+    let mut current_file = "";
+    for result in &report.results {
+        let show = args.verbose || result.outcome != Outcome::Pass;
+        if !show {
+            continue;
+        }
+        if result.file != current_file {
+            current_file = &result.file;
+            writeln!(out, "{current_file}:")?;
+        }
+        let duration = format!("{:.1?}", result.duration);
+        match &result.outcome {
+            Outcome::Pass => writeln!(out, "  {}: PASS ({duration})", result.name)?,
+            Outcome::Fail => writeln!(out, "  {}: FAIL ({duration})", result.name)?,
+            Outcome::Error(message) => writeln!(out, "  {}: ERROR ({duration})\n    {message}", result.name)?,
+        }
+    }
+    if let Some(files) = &report.coverage {
+        writeln!(out, "\ncoverage:")?;
+        for file in files {
+            writeln!(out, "  {} {:.1}% ({} covered, {} not covered)", file.file, file.percent(), file.covered.len(), file.not_covered.len())?;
+            if !file.not_covered.is_empty() {
+                let lines: Vec<String> = file.not_covered.iter().map(u32::to_string).collect();
+                writeln!(out, "    not covered: lines {}", lines.join(", "))?;
+            }
+        }
+        if let Some(total) = report.coverage_percent() {
+            writeln!(out, "  total {total:.1}%")?;
+        }
+    }
+    writeln!(out, "{}", "-".repeat(60))?;
+    let failed = report.failed() + report.errored();
+    writeln!(out, "{} passed, {} failed", report.passed(), failed)?;
+    let below_threshold = match (args.threshold, report.coverage_percent()) {
+        (Some(min), Some(total)) if total < min => {
+            writeln!(out, "coverage {total:.1}% is below the threshold of {min:.1}%")?;
+            true
+        }
+        _ => false,
+    };
+    if report.results.is_empty() {
+        writeln!(out, "no tests found")?;
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(if failed > 0 || below_threshold {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

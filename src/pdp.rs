@@ -1,0 +1,291 @@
+//! The decision point: the active [`Snapshot`] behind an `ArcSwap`, building
+//! new snapshots from bundle directories, and `decide()`.
+//!
+//! A request loads the snapshot once and evaluates against it, so it sees
+//! exactly one revision even while a reload swaps in another. A failed load
+//! leaves the active snapshot in place and is remembered for the status API.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use arc_swap::ArcSwapOption;
+
+use crate::bundle::{self, Bundle, BundleError};
+use crate::engine::{CompileError, DataPath, EngineOptions, EvalError, PolicyError, PolicySet, Value};
+use crate::location::Location;
+
+/// What one bundle contributed to a snapshot.
+#[derive(Debug, Clone)]
+pub struct BundleInfo {
+    /// The bundle's name.
+    pub name: String,
+    /// Its manifest revision.
+    pub revision: String,
+    /// Its roots, `/`-separated (`""` for the whole tree).
+    pub roots: Vec<String>,
+    /// Where it was loaded from.
+    pub location: String,
+}
+
+/// One immutable, activated state: compiled policies plus what they came from.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases by one with every activation.
+    pub generation: u64,
+    /// The prepared policies and data.
+    pub policies: PolicySet,
+    /// The bundles, in load order.
+    pub bundles: Vec<BundleInfo>,
+    /// When it was activated.
+    pub activated_at: SystemTime,
+    /// How long loading and compiling took.
+    pub load_duration: std::time::Duration,
+}
+
+/// A load that did not activate.
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    /// When it failed.
+    pub at: SystemTime,
+    /// Why.
+    pub message: String,
+}
+
+/// Why a set of bundles could not be activated.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// No bundle directory was given.
+    #[error("no bundle directories were given")]
+    NoBundles,
+    /// A bundle could not be read.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// The policies did not compile.
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+}
+
+impl LoadError {
+    /// Every problem as a positioned error.
+    pub fn errors(&self) -> Vec<PolicyError> {
+        match self {
+            LoadError::NoBundles => vec![PolicyError {
+                message: self.to_string(),
+                location: None,
+            }],
+            LoadError::Bundle(err) => vec![PolicyError {
+                message: err.to_string(),
+                location: err.location().filter(|l: &Location| l.row > 0),
+            }],
+            LoadError::Compile(err) => err.errors(),
+        }
+    }
+}
+
+/// Why one decision could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    /// Nothing has been activated yet.
+    #[error("no policy bundle is active yet")]
+    NotReady,
+    /// Evaluation failed.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+}
+
+/// A decision and the snapshot that made it.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The result; [`Value::Undefined`] when the document is undefined.
+    pub result: Value,
+    /// The snapshot it was evaluated against.
+    pub snapshot: Arc<Snapshot>,
+    /// Evaluation time in nanoseconds.
+    pub eval_ns: u64,
+}
+
+/// Holds the active snapshot and knows how to build the next one.
+#[derive(Debug)]
+pub struct DecisionPoint {
+    active: ArcSwapOption<Snapshot>,
+    last_failure: ArcSwapOption<LoadFailure>,
+    sources: Vec<PathBuf>,
+    options: EngineOptions,
+    generation: AtomicU64,
+}
+
+/// Read and compile bundle directories without activating anything.
+pub fn build_policy_set(
+    dirs: &[PathBuf],
+    options: &EngineOptions,
+) -> Result<(PolicySet, Vec<Bundle>), LoadError> {
+    if dirs.is_empty() {
+        return Err(LoadError::NoBundles);
+    }
+    let bundles = dirs
+        .iter()
+        .map(|dir| bundle::load_dir(dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    bundle::check_disjoint_roots(&bundles)?;
+    let policies = PolicySet::compile(&bundles, options.clone())?;
+    Ok((policies, bundles))
+}
+
+impl DecisionPoint {
+    /// A decision point for `sources` with nothing active yet.
+    pub fn new(sources: Vec<PathBuf>, options: EngineOptions) -> DecisionPoint {
+        DecisionPoint {
+            active: ArcSwapOption::empty(),
+            last_failure: ArcSwapOption::empty(),
+            sources,
+            options,
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Build a decision point and activate its bundles, failing when they do
+    /// not load.
+    pub fn load(sources: &[PathBuf], options: EngineOptions) -> Result<DecisionPoint, LoadError> {
+        let pdp = DecisionPoint::new(sources.to_vec(), options);
+        pdp.reload()?;
+        Ok(pdp)
+    }
+
+    /// Re-read every source and activate the result. On failure the active
+    /// snapshot stays and the failure is recorded.
+    pub fn reload(&self) -> Result<Arc<Snapshot>, LoadError> {
+        let started = Instant::now();
+        match build_policy_set(&self.sources, &self.options) {
+            Ok((policies, bundles)) => {
+                let snapshot = Arc::new(Snapshot {
+                    generation: self.generation.fetch_add(1, Ordering::SeqCst) + 1,
+                    policies,
+                    bundles: bundles.iter().map(bundle_info).collect(),
+                    activated_at: SystemTime::now(),
+                    load_duration: started.elapsed(),
+                });
+                self.active.store(Some(snapshot.clone()));
+                tracing::info!(
+                    generation = snapshot.generation,
+                    revisions = ?snapshot.bundles.iter().map(|b| (&b.name, &b.revision)).collect::<Vec<_>>(),
+                    load_ms = snapshot.load_duration.as_millis() as u64,
+                    "activated policy snapshot"
+                );
+                Ok(snapshot)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "bundle load failed; keeping the active snapshot");
+                self.last_failure.store(Some(Arc::new(LoadFailure {
+                    at: SystemTime::now(),
+                    message: err.to_string(),
+                })));
+                Err(err)
+            }
+        }
+    }
+
+    /// The active snapshot, if any. One atomic load; no lock.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.active.load_full()
+    }
+
+    /// The most recent failed load, if any.
+    pub fn last_failure(&self) -> Option<Arc<LoadFailure>> {
+        self.last_failure.load_full()
+    }
+
+    /// The engine options every snapshot is built with.
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// Evaluate `path` with `input` against the active snapshot.
+    pub fn decide(&self, path: &DataPath, input: Option<Value>) -> Result<Decision, DecideError> {
+        let snapshot = self.snapshot().ok_or(DecideError::NotReady)?;
+        decide_on(snapshot, path, input)
+    }
+}
+
+/// Evaluate against a given snapshot (so a batch uses exactly one).
+pub fn decide_on(
+    snapshot: Arc<Snapshot>,
+    path: &DataPath,
+    input: Option<Value>,
+) -> Result<Decision, DecideError> {
+    let started = Instant::now();
+    let result = snapshot.policies.evaluate(path, input)?;
+    Ok(Decision {
+        result,
+        eval_ns: started.elapsed().as_nanos() as u64,
+        snapshot,
+    })
+}
+
+fn bundle_info(bundle: &Bundle) -> BundleInfo {
+    BundleInfo {
+        name: bundle.name.clone(),
+        revision: bundle.revision().to_string(),
+        roots: bundle.roots().iter().map(|r| r.as_text()).collect(),
+        location: bundle.location.display().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn bundle_dir(dir: &std::path::Path, revision: &str, value: u32) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(
+            dir.join(".manifest"),
+            format!(r#"{{"revision": "{revision}", "roots": ["p"]}}"#),
+        )
+        .unwrap();
+        fs::write(dir.join("p.rego"), format!("package p\nv := {value}\n")).unwrap();
+    }
+
+    #[test]
+    fn a_failed_reload_keeps_the_active_snapshot() {
+        let tmp = tempfile::tempdir().unwrap();
+        bundle_dir(tmp.path(), "r1", 1);
+        let pdp = DecisionPoint::load(&[tmp.path().to_path_buf()], EngineOptions::default()).unwrap();
+        let path = DataPath::parse("p/v");
+        assert_eq!(pdp.decide(&path, None).unwrap().result, Value::from(1));
+
+        fs::write(tmp.path().join("p.rego"), "package p\nv := := 2\n").unwrap();
+        assert!(pdp.reload().is_err());
+        let decision = pdp.decide(&path, None).unwrap();
+        assert_eq!(decision.result, Value::from(1));
+        assert_eq!(decision.snapshot.bundles[0].revision, "r1");
+        assert!(pdp.last_failure().is_some());
+
+        bundle_dir(tmp.path(), "r2", 2);
+        let snapshot = pdp.reload().unwrap();
+        assert_eq!(snapshot.generation, 2);
+        assert_eq!(pdp.decide(&path, None).unwrap().result, Value::from(2));
+    }
+
+    #[test]
+    fn overlapping_roots_name_both_bundles() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("alpha");
+        let b = tmp.path().join("beta");
+        bundle_dir(&a, "1", 1);
+        bundle_dir(&b, "1", 1);
+        let err = DecisionPoint::load(&[a, b], EngineOptions::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("alpha") && text.contains("beta"), "{text}");
+    }
+
+    #[test]
+    fn nothing_active_is_not_ready() {
+        let pdp = DecisionPoint::new(vec![], EngineOptions::default());
+        assert!(matches!(
+            pdp.decide(&DataPath::parse("x"), None),
+            Err(DecideError::NotReady)
+        ));
+    }
+}

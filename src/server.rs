@@ -1,0 +1,150 @@
+//! The composition root: configuration → decision point (first load fails
+//! fast) → listener → axum, with panics answered as 500s and a graceful
+//! drain on SIGTERM/SIGINT.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::api::error::{code, ApiError};
+use crate::api::{self, AppState};
+use crate::config::{Config, ConfigError};
+use crate::engine::{DataPath, EngineOptions};
+use crate::pdp::{DecisionPoint, LoadError};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The first bundle load failed.
+    #[error("initial bundle load failed: {0}")]
+    Load(#[from] LoadError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A bound, loaded server, not yet serving.
+#[derive(Debug)]
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Validate `config`, load and activate its bundles, and bind the
+    /// listener. Fails, without serving anything, if any of that fails.
+    pub async fn bind(config: &Config) -> Result<Server, ServerError> {
+        config.validate()?;
+        let addr = config.listen_addr()?;
+        let options = EngineOptions {
+            eval_timeout: config.eval_timeout(),
+        };
+        let bundles = config.bundles.clone();
+        let pdp = tokio::task::spawn_blocking(move || DecisionPoint::load(&bundles, options))
+            .await
+            .map_err(|err| ServerError::Serve(std::io::Error::other(err)))??;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let state = AppState {
+            pdp: Arc::new(pdp),
+            limits: Arc::new(config.limits.clone()),
+            default_decision: Arc::new(DataPath::parse(&config.default_decision)),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        };
+        Ok(Server { listener, state })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// The shared state (the decision point, limits).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves, then stop accepting, mark the
+    /// service not ready and let in-flight requests finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        let flag = self.state.shutting_down.clone();
+        let router = api::router(self.state).layer(CatchPanicLayer::custom(panic_response));
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                flag.store(true, Ordering::SeqCst);
+                tracing::info!("shutdown requested; draining in-flight requests");
+            })
+            .await
+            .map_err(ServerError::Serve)
+    }
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = detail, "request handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        code::INTERNAL_ERROR,
+        "internal error while handling the request",
+    )
+    .into_response()
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
