@@ -1,1 +1,93 @@
-fn main(){}
+//! In-process decision latency: the prepared engine evaluating the shipped
+//! quota policy, on the shipped data and on a generated 200-team catalog,
+//! plus a trivial rule as the engine's floor.
+
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use portcullis::bundle::{self, Bundle};
+use portcullis::engine::{DataPath, EngineOptions, PolicySet, Value};
+
+fn shipped_bundles() -> Vec<Bundle> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    vec![
+        bundle::load_dir(&root.join("policies")).expect("policies load"),
+        bundle::load_dir(&root.join("bundles")).expect("data loads"),
+    ]
+}
+
+/// The shipped bundles with the teams replaced by `n` generated ones.
+fn bundles_with_teams(n: usize) -> Vec<Bundle> {
+    let mut bundles = shipped_bundles();
+    let mut teams = serde_json::Map::new();
+    for i in 0..n {
+        let members: serde_json::Map<String, serde_json::Value> = (0..8)
+            .map(|k| (format!("user{}", i * 8 + k), serde_json::json!("member")))
+            .collect();
+        teams.insert(
+            format!("team-{i:03}"),
+            serde_json::json!({
+                "members": members,
+                "quota": {"cpu": 64, "memory_gb": 256, "storage_gb": 2000, "gpu": 2,
+                          "environments": 10, "monthly_budget": 10000}
+            }),
+        );
+    }
+    bundles[1].data["platform"]["teams"] = serde_json::Value::Object(teams);
+    bundles
+}
+
+fn request(team: &str, owner: &str) -> Value {
+    Value::from(serde_json::json!({
+        "name": "feature-payments",
+        "owner": owner,
+        "team": team,
+        "class": "feature",
+        "source_env": "staging",
+        "ttl_hours": 168,
+        "resources": {"cpu": 4, "memory_gb": 8, "storage_gb": 50, "gpu": 0},
+        "estimated_monthly_cost": 180,
+        "usage": {"cpu": 40, "memory_gb": 96, "storage_gb": 600, "gpu": 0,
+                  "environments": 6, "monthly_cost": 900}
+    }))
+}
+
+fn bench_decisions(c: &mut Criterion) {
+    let shipped = PolicySet::compile(&shipped_bundles(), EngineOptions::default()).unwrap();
+    let big = PolicySet::compile(&bundles_with_teams(200), EngineOptions::default()).unwrap();
+    let decision = DataPath::parse("provisioning/decision");
+    let trivial = DataPath::parse("provisioning/quota_dimensions");
+
+    let mut group = c.benchmark_group("in_process");
+    group.bench_function("trivial_rule", |b| {
+        b.iter(|| shipped.evaluate(&trivial, None).unwrap())
+    });
+    let input = request("payments", "ana");
+    group.bench_function("quota_decision_shipped_data", |b| {
+        b.iter_batched(
+            || input.clone(),
+            |input| shipped.evaluate(&decision, Some(input)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    let input = request("team-137", "user1097");
+    group.bench_function("quota_decision_200_teams", |b| {
+        b.iter_batched(
+            || input.clone(),
+            |input| big.evaluate(&decision, Some(input)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    let denied = request("team-137", "mallory");
+    group.bench_function("quota_decision_200_teams_denied", |b| {
+        b.iter_batched(
+            || denied.clone(),
+            |input| big.evaluate(&decision, Some(input)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_decisions);
+criterion_main!(benches);

@@ -189,10 +189,11 @@ impl Config {
     ) -> Result<(), ConfigError> {
         for (var, key) in ENV_KEYS {
             if let Some(value) = lookup(var) {
-                self.set(key, &value).map_err(|message| ConfigError::Invalid {
-                    key: format!("{key} (from {var})"),
-                    message,
-                })?;
+                self.set(key, &value)
+                    .map_err(|message| ConfigError::Invalid {
+                        key: format!("{key} (from {var})"),
+                        message,
+                    })?;
             }
         }
         Ok(())
@@ -242,10 +243,16 @@ impl Config {
         };
         self.listen_addr()?;
         if self.bundles.is_empty() {
-            return Err(invalid("bundles", "at least one bundle directory is needed".into()));
+            return Err(invalid(
+                "bundles",
+                "at least one bundle directory is needed".into(),
+            ));
         }
         if self.limits.max_body_bytes == 0 {
-            return Err(invalid("limits.max_body_bytes", "must be greater than 0".into()));
+            return Err(invalid(
+                "limits.max_body_bytes",
+                "must be greater than 0".into(),
+            ));
         }
         if !(1..=PARSER_DEPTH_CEILING).contains(&self.limits.max_json_depth) {
             return Err(invalid(
@@ -254,13 +261,22 @@ impl Config {
             ));
         }
         if self.limits.eval_timeout_ms == 0 {
-            return Err(invalid("limits.eval_timeout_ms", "must be greater than 0".into()));
+            return Err(invalid(
+                "limits.eval_timeout_ms",
+                "must be greater than 0".into(),
+            ));
         }
         if self.limits.max_batch_inputs == 0 {
-            return Err(invalid("limits.max_batch_inputs", "must be greater than 0".into()));
+            return Err(invalid(
+                "limits.max_batch_inputs",
+                "must be greater than 0".into(),
+            ));
         }
         if self.default_decision.trim_matches('/').is_empty() {
-            return Err(invalid("default_decision", "must name a document path".into()));
+            return Err(invalid(
+                "default_decision",
+                "must name a document path".into(),
+            ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| invalid("log.level", err.to_string()))?;
@@ -269,10 +285,13 @@ impl Config {
 
     /// The parsed listen address.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.server.addr.parse().map_err(|err| ConfigError::Invalid {
-            key: "server.addr".to_string(),
-            message: format!("{:?} is not a socket address: {err}", self.server.addr),
-        })
+        self.server
+            .addr
+            .parse()
+            .map_err(|err| ConfigError::Invalid {
+                key: "server.addr".to_string(),
+                message: format!("{:?} is not a socket address: {err}", self.server.addr),
+            })
     }
 
     /// The evaluation time limit as a duration.
@@ -303,7 +322,10 @@ mod tests {
         .unwrap();
         assert_eq!(config.server.addr, "0.0.0.0:9000");
         assert_eq!(config.limits.eval_timeout_ms, 250);
-        assert_eq!(config.limits.max_body_bytes, Limits::default().max_body_bytes);
+        assert_eq!(
+            config.limits.max_body_bytes,
+            Limits::default().max_body_bytes
+        );
     }
 
     #[test]
@@ -342,7 +364,11 @@ mod tests {
     fn validation_names_the_key() {
         let mut config = Config::default();
         config.server.addr = "localhost".into();
-        assert!(config.validate().unwrap_err().to_string().contains("server.addr"));
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("server.addr"));
         let mut config = Config::default();
         config.limits.max_json_depth = 500;
         assert!(config
@@ -352,6 +378,10 @@ mod tests {
             .contains("limits.max_json_depth"));
         let mut config = Config::default();
         config.log.level = "loud=[".into();
-        assert!(config.validate().unwrap_err().to_string().contains("log.level"));
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("log.level"));
     }
 }

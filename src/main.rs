@@ -153,13 +153,22 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         match &result.outcome {
             Outcome::Pass => writeln!(out, "  {}: PASS ({duration})", result.name)?,
             Outcome::Fail => writeln!(out, "  {}: FAIL ({duration})", result.name)?,
-            Outcome::Error(message) => writeln!(out, "  {}: ERROR ({duration})\n    {message}", result.name)?,
+            Outcome::Error(message) => {
+                writeln!(out, "  {}: ERROR ({duration})\n    {message}", result.name)?
+            }
         }
     }
     if let Some(files) = &report.coverage {
         writeln!(out, "\ncoverage:")?;
         for file in files {
-            writeln!(out, "  {} {:.1}% ({} covered, {} not covered)", file.file, file.percent(), file.covered.len(), file.not_covered.len())?;
+            writeln!(
+                out,
+                "  {} {:.1}% ({} covered, {} not covered)",
+                file.file,
+                file.percent(),
+                file.covered.len(),
+                file.not_covered.len()
+            )?;
             if !file.not_covered.is_empty() {
                 let lines: Vec<String> = file.not_covered.iter().map(u32::to_string).collect();
                 writeln!(out, "    not covered: lines {}", lines.join(", "))?;
@@ -174,7 +183,10 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     writeln!(out, "{} passed, {} failed", report.passed(), failed)?;
     let below_threshold = match (args.threshold, report.coverage_percent()) {
         (Some(min), Some(total)) if total < min => {
-            writeln!(out, "coverage {total:.1}% is below the threshold of {min:.1}%")?;
+            writeln!(
+                out,
+                "coverage {total:.1}% is below the threshold of {min:.1}%"
+            )?;
             true
         }
         _ => false,

@@ -13,7 +13,9 @@ use std::time::{Instant, SystemTime};
 use arc_swap::ArcSwapOption;
 
 use crate::bundle::{self, Bundle, BundleError};
-use crate::engine::{CompileError, DataPath, EngineOptions, EvalError, PolicyError, PolicySet, Value};
+use crate::engine::{
+    CompileError, DataPath, EngineOptions, EvalError, PolicyError, PolicySet, Value,
+};
 use crate::location::Location;
 
 /// What one bundle contributed to a snapshot.
@@ -251,7 +253,8 @@ mod tests {
     fn a_failed_reload_keeps_the_active_snapshot() {
         let tmp = tempfile::tempdir().unwrap();
         bundle_dir(tmp.path(), "r1", 1);
-        let pdp = DecisionPoint::load(&[tmp.path().to_path_buf()], EngineOptions::default()).unwrap();
+        let pdp =
+            DecisionPoint::load(&[tmp.path().to_path_buf()], EngineOptions::default()).unwrap();
         let path = DataPath::parse("p/v");
         assert_eq!(pdp.decide(&path, None).unwrap().result, Value::from(1));
 

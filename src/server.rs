@@ -87,7 +87,10 @@ impl Server {
 
     /// Serve until `shutdown` resolves, then stop accepting, mark the
     /// service not ready and let in-flight requests finish.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
         let flag = self.state.shutting_down.clone();
         let router = api::router(self.state).layer(CatchPanicLayer::custom(panic_response));
         let listener = self.listener.tap_io(|tcp| {

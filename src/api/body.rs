@@ -18,7 +18,9 @@ pub async fn read_limited(body: Body, limits: &Limits) -> Result<Bytes, ApiError
     match Limited::new(body, limits.max_body_bytes).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limits)),
-        Err(err) => Err(ApiError::invalid(format!("could not read request body: {err}"))),
+        Err(err) => Err(ApiError::invalid(format!(
+            "could not read request body: {err}"
+        ))),
     }
 }
 
@@ -36,7 +38,11 @@ pub fn too_large(limits: &Limits) -> ApiError {
 
 /// Parse JSON after checking its nesting depth. `what` names the document in
 /// messages ("input document", "batch request").
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], limits: &Limits, what: &str) -> Result<T, ApiError> {
+pub fn parse_json<T: DeserializeOwned>(
+    bytes: &[u8],
+    limits: &Limits,
+    what: &str,
+) -> Result<T, ApiError> {
     check_depth(bytes, limits.max_json_depth)?;
     serde_json::from_slice(bytes).map_err(|err| {
         let message = format!("body contains malformed {what}: {err}");
@@ -112,8 +118,9 @@ mod tests {
     #[test]
     fn malformed_json_reports_line_and_column() {
         let limits = Limits::default();
-        let err = parse_json::<serde_json::Value>(b"{\n  \"input\": tru }", &limits, "input document")
-            .unwrap_err();
+        let err =
+            parse_json::<serde_json::Value>(b"{\n  \"input\": tru }", &limits, "input document")
+                .unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert_eq!(err.code, "invalid_parameter");
         let loc = err.errors[0].location.clone().unwrap();

@@ -141,7 +141,13 @@ fn answer_v1(
         timer_rego_query_eval_ns: decision.eval_ns,
         timer_server_handler_ns: elapsed_ns(started),
     };
-    let mut body = V1Response::new(&decision_id, &decision.result, flags, timings, &decision.snapshot);
+    let mut body = V1Response::new(
+        &decision_id,
+        &decision.result,
+        flags,
+        timings,
+        &decision.snapshot,
+    );
     if warn_missing_input {
         body.warning = Some(MISSING_INPUT);
     }
@@ -212,7 +218,11 @@ async fn answer_raw(state: &AppState, path: &DataPath, body: Body) -> Result<Res
     let input = if bytes.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        Some(parse_json::<Value>(&bytes, &state.limits, "input document")?)
+        Some(parse_json::<Value>(
+            &bytes,
+            &state.limits,
+            "input document",
+        )?)
     };
     let snapshot = active_snapshot(state)?;
     let decision = pdp::decide_on(snapshot, path, input)?;

@@ -112,7 +112,9 @@ impl From<EvalError> for ApiError {
             "error(s) occurred while evaluating query",
         );
         match err {
-            EvalError::TimeLimit { .. } => base.with_detail("eval_timeout_error", err.to_string(), None),
+            EvalError::TimeLimit { .. } => {
+                base.with_detail("eval_timeout_error", err.to_string(), None)
+            }
             EvalError::Failed(PolicyError { message, location }) => {
                 base.with_detail("eval_error", message, location)
             }
@@ -125,9 +127,10 @@ impl IntoResponse for ApiError {
         let status = self.status;
         let mut response = super::json_response(status, &self, false);
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
         }
         response
     }

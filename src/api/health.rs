@@ -36,7 +36,10 @@ fn health_answer(ok: bool, error: &'static str) -> Response {
 
 /// `GET /health`: 200 once a snapshot is active.
 pub async fn health(State(state): State<AppState>) -> Response {
-    health_answer(state.pdp.snapshot().is_some(), "no policy bundle is active yet")
+    health_answer(
+        state.pdp.snapshot().is_some(),
+        "no policy bundle is active yet",
+    )
 }
 
 /// `GET /health/live`: 200 while the process serves HTTP.
@@ -49,7 +52,10 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     if state.shutting_down.load(Ordering::Relaxed) {
         return health_answer(false, "shutting down");
     }
-    health_answer(state.pdp.snapshot().is_some(), "no policy bundle is active yet")
+    health_answer(
+        state.pdp.snapshot().is_some(),
+        "no policy bundle is active yet",
+    )
 }
 
 #[derive(Debug, Serialize)]

@@ -55,7 +55,11 @@ pub async fn list(
         .iter()
         .map(|m| entry(&snapshot, m))
         .collect();
-    Ok(json_response(StatusCode::OK, &Envelope { result }, flags.pretty))
+    Ok(json_response(
+        StatusCode::OK,
+        &Envelope { result },
+        flags.pretty,
+    ))
 }
 
 /// `GET /v1/policies/{id}`.

@@ -44,15 +44,18 @@ pub struct Manifest {
 impl Manifest {
     /// Parse a manifest's JSON text; errors carry the manifest's position.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest, BundleError> {
-        let manifest: Manifest = serde_json::from_str(text).map_err(|err| BundleError::Manifest {
-            location: Location::new(path.display().to_string(), err.line(), err.column()),
-            message: err.to_string(),
-        })?;
+        let manifest: Manifest =
+            serde_json::from_str(text).map_err(|err| BundleError::Manifest {
+                location: Location::new(path.display().to_string(), err.line(), err.column()),
+                message: err.to_string(),
+            })?;
         let check = |version: u8, what: &str| -> Result<(), BundleError> {
             if version > 1 {
                 return Err(BundleError::Manifest {
                     location: Location::new(path.display().to_string(), 1, 1),
-                    message: format!("{what}: unsupported rego_version {version} (expected 0 or 1)"),
+                    message: format!(
+                        "{what}: unsupported rego_version {version} (expected 0 or 1)"
+                    ),
                 });
             }
             Ok(())
@@ -76,11 +79,10 @@ impl Manifest {
 
     /// The Rego version of a file at `path` inside the bundle.
     pub fn rego_version_for(&self, path: &str) -> RegoVersion {
-        let per_file = self.file_rego_versions.as_ref().and_then(|m| {
-            m.get(path)
-                .or_else(|| m.get(&format!("/{path}")))
-                .copied()
-        });
+        let per_file = self
+            .file_rego_versions
+            .as_ref()
+            .and_then(|m| m.get(path).or_else(|| m.get(&format!("/{path}"))).copied());
         match per_file.or(self.rego_version) {
             Some(0) => RegoVersion::V0,
             _ => RegoVersion::V1,

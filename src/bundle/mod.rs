@@ -182,7 +182,11 @@ mod tests {
     fn data_files_merge_at_their_directory() {
         let tmp = tempfile::tempdir().unwrap();
         write(tmp.path(), "data.json", r#"{"top": 1}"#);
-        write(tmp.path(), "teams/data.json", r#"{"payments": {"lead": "ana"}}"#);
+        write(
+            tmp.path(),
+            "teams/data.json",
+            r#"{"payments": {"lead": "ana"}}"#,
+        );
         write(tmp.path(), "teams/quota/data.yaml", "payments:\n  cpu: 4\n");
         write(tmp.path(), "policy/a.rego", "package a\nx := 1\n");
         let bundle = load_dir(tmp.path()).unwrap();
@@ -223,7 +227,11 @@ mod tests {
     #[test]
     fn data_outside_roots_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), ".manifest", r#"{"revision": "r1", "roots": ["teams"]}"#);
+        write(
+            tmp.path(),
+            ".manifest",
+            r#"{"revision": "r1", "roots": ["teams"]}"#,
+        );
         write(tmp.path(), "teams/data.json", r#"{"a": 1}"#);
         assert!(load_dir(tmp.path()).is_ok());
         write(tmp.path(), "other/data.json", r#"{"a": 1}"#);
@@ -235,7 +243,11 @@ mod tests {
     #[test]
     fn top_level_data_may_fill_declared_roots() {
         let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), ".manifest", r#"{"roots": ["teams/quota", "catalog"]}"#);
+        write(
+            tmp.path(),
+            ".manifest",
+            r#"{"roots": ["teams/quota", "catalog"]}"#,
+        );
         write(
             tmp.path(),
             "data.json",

@@ -87,7 +87,11 @@ fn check_rec(
         _ => Err(BundleError::OutsideRoots {
             file: file.to_path_buf(),
             path: path.join("/"),
-            roots: roots.iter().map(Root::as_text).collect::<Vec<_>>().join(", "),
+            roots: roots
+                .iter()
+                .map(Root::as_text)
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     }
 }

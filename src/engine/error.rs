@@ -144,7 +144,10 @@ mod tests {
             "\n--> policies/a.rego:3:7\n  |\n3 | allow if {{ x }}\n  |       ^\nerror: var x is unsafe"
         );
         let parsed = PolicyError::from_regorus(&err);
-        assert_eq!(parsed.location, Some(Location::new("policies/a.rego", 3, 7)));
+        assert_eq!(
+            parsed.location,
+            Some(Location::new("policies/a.rego", 3, 7))
+        );
         assert_eq!(parsed.message, "var x is unsafe");
     }
 

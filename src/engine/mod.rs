@@ -21,8 +21,8 @@ use regorus::utils::limits::ExecutionTimerConfig;
 
 use crate::bundle::{Bundle, RegoVersion, Root};
 pub use error::{CompileError, EvalError, PolicyError};
-pub use path::DataPath;
 pub(crate) use path::is_identifier;
+pub use path::DataPath;
 
 /// The value type evaluation takes and returns.
 pub use regorus::Value;
@@ -203,7 +203,11 @@ fn check_package_root(
         file: file.to_string(),
         package: package.to_string(),
         bundle: bundle.name.clone(),
-        roots: roots.iter().map(Root::as_text).collect::<Vec<_>>().join(", "),
+        roots: roots
+            .iter()
+            .map(Root::as_text)
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
@@ -266,8 +270,11 @@ mod tests {
     }
 
     fn compile(files: &[(&str, &str)]) -> PolicySet {
-        PolicySet::compile(&[bundle_with(files, serde_json::json!({}))], EngineOptions::default())
-            .unwrap()
+        PolicySet::compile(
+            &[bundle_with(files, serde_json::json!({}))],
+            EngineOptions::default(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -300,7 +307,8 @@ mod tests {
             Value::from(4)
         );
         assert_eq!(
-            set.evaluate(&DataPath::parse("nothing/here"), None).unwrap(),
+            set.evaluate(&DataPath::parse("nothing/here"), None)
+                .unwrap(),
             Value::Undefined
         );
     }
@@ -345,16 +353,27 @@ mod tests {
 
     #[test]
     fn package_outside_roots_is_refused() {
-        let mut bundle = bundle_with(&[("a.rego", "package other\nx := 1\n")], serde_json::json!({}));
+        let mut bundle = bundle_with(
+            &[("a.rego", "package other\nx := 1\n")],
+            serde_json::json!({}),
+        );
         bundle.manifest.roots = Some(vec!["mine".into()]);
         let err = PolicySet::compile(&[bundle], EngineOptions::default()).unwrap_err();
-        assert!(matches!(err, CompileError::PackageOutsideRoots { .. }), "{err}");
+        assert!(
+            matches!(err, CompileError::PackageOutsideRoots { .. }),
+            "{err}"
+        );
     }
 
     #[test]
     fn rego_v0_files_parse_when_marked() {
-        let mut bundle = bundle_with(&[("a.rego", "package a\nallow { true }\n")], serde_json::json!({}));
-        assert!(PolicySet::compile(std::slice::from_ref(&bundle), EngineOptions::default()).is_err());
+        let mut bundle = bundle_with(
+            &[("a.rego", "package a\nallow { true }\n")],
+            serde_json::json!({}),
+        );
+        assert!(
+            PolicySet::compile(std::slice::from_ref(&bundle), EngineOptions::default()).is_err()
+        );
         bundle.policies[0].rego_version = RegoVersion::V0;
         let set = PolicySet::compile(&[bundle], EngineOptions::default()).unwrap();
         assert_eq!(
@@ -365,9 +384,14 @@ mod tests {
 
     #[test]
     fn conflicting_values_are_an_evaluation_error() {
-        let set = compile(&[("a.rego", "package a\nx := 1 if input.a\nx := 2 if input.b\n")]);
+        let set = compile(&[(
+            "a.rego",
+            "package a\nx := 1 if input.a\nx := 2 if input.b\n",
+        )]);
         let input = Value::from_json_str(r#"{"a": true, "b": true}"#).unwrap();
-        let err = set.evaluate(&DataPath::parse("a/x"), Some(input)).unwrap_err();
+        let err = set
+            .evaluate(&DataPath::parse("a/x"), Some(input))
+            .unwrap_err();
         assert!(matches!(err, EvalError::Failed(_)), "{err}");
     }
 

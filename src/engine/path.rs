@@ -2,7 +2,8 @@
 //! reference (`data.a.b`, or `data.a["b-c"]` where a segment is not an
 //! identifier).
 
-/// A path into the `data` document.
+/// A path into the `data` document. Segments that are whole numbers index
+/// arrays, as in OPA (`/v1/data/servers/0`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DataPath {
     segments: Vec<String>,
@@ -36,7 +37,12 @@ impl DataPath {
     pub fn from_segments(segments: Vec<String>) -> DataPath {
         let mut rego_ref = String::from("data");
         for segment in &segments {
-            if is_identifier(segment) {
+            if is_array_index(segment) {
+                // As OPA does, a whole-number segment indexes arrays.
+                rego_ref.push('[');
+                rego_ref.push_str(segment);
+                rego_ref.push(']');
+            } else if is_identifier(segment) {
                 rego_ref.push('.');
                 rego_ref.push_str(segment);
             } else {
@@ -63,6 +69,14 @@ impl std::fmt::Display for DataPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.rego_ref)
     }
+}
+
+/// Whether `s` is a whole number in canonical form (`0`, `17`; not `01`).
+fn is_array_index(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 18
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s == "0" || !s.starts_with('0'))
 }
 
 /// Whether `s` can follow a `.` in a Rego reference.
@@ -107,8 +121,8 @@ mod tests {
     #[test]
     fn other_segments_are_quoted() {
         assert_eq!(
-            DataPath::parse("a/b-c/1/if").as_ref_str(),
-            r#"data.a["b-c"]["1"]["if"]"#
+            DataPath::parse("a/b-c/1/if/01").as_ref_str(),
+            r#"data.a["b-c"][1]["if"]["01"]"#
         );
         assert_eq!(
             DataPath::parse("x/\"quote").as_ref_str(),
@@ -120,6 +134,9 @@ mod tests {
     fn dotted_round_trip() {
         assert_eq!(DataPath::from_dotted("data.a.b"), DataPath::parse("a/b"));
         assert_eq!(DataPath::from_dotted("data"), DataPath::parse(""));
-        assert_eq!(DataPath::from_dotted("system.main"), DataPath::parse("system/main"));
+        assert_eq!(
+            DataPath::from_dotted("system.main"),
+            DataPath::parse("system/main")
+        );
     }
 }

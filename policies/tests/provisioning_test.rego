@@ -1,0 +1,108 @@
+package tests.provisioning
+
+import rego.v1
+
+import data.provisioning
+
+platform := {
+	"teams": {"payments": {
+		"members": {"ana": "lead", "ben": "member"},
+		"quota": {"cpu": 32, "memory_gb": 64, "storage_gb": 500, "gpu": 1, "environments": 5, "monthly_budget": 2000},
+	}},
+	"classes": {
+		"feature": {"max_ttl_hours": 168, "caps": {"cpu": 8, "memory_gb": 16, "storage_gb": 100, "gpu": 0}, "forbidden_sources": {"prod": true}},
+		"prod": {"caps": {"cpu": 64, "memory_gb": 256, "storage_gb": 2000, "gpu": 4}, "forbidden_sources": {}},
+	},
+}
+
+request := {
+	"name": "feature-payments",
+	"owner": "ana",
+	"team": "payments",
+	"class": "feature",
+	"source_env": "staging",
+	"ttl_hours": 168,
+	"resources": {"cpu": 4, "memory_gb": 8, "storage_gb": 50, "gpu": 0},
+	"estimated_monthly_cost": 120,
+	"usage": {"cpu": 10, "memory_gb": 20, "storage_gb": 100, "gpu": 0, "environments": 2, "monthly_cost": 800},
+}
+
+codes(req) := {v.code | some v in d.violations} if {
+	d := provisioning.decision with input as req with data.platform as platform
+}
+
+test_fitting_request_is_allowed if {
+	d := provisioning.decision with input as request with data.platform as platform
+	d.allowed
+	count(d.violations) == 0
+	count(d.warnings) == 0
+	d.limits.max_ttl_hours == 168
+}
+
+test_unknown_team_is_denied if {
+	codes(object.union(request, {"team": "nobody"}))["unknown_team"]
+}
+
+test_unknown_class_is_denied if {
+	codes(object.union(request, {"class": "huge"}))["unknown_class"]
+}
+
+test_owner_outside_team_is_denied if {
+	codes(object.union(request, {"owner": "mallory"}))["owner_not_in_team"]
+}
+
+test_member_owner_is_not_flagged if {
+	not codes(object.union(request, {"owner": "ben"}))["owner_not_in_team"]
+}
+
+test_invalid_name_is_denied if {
+	codes(object.union(request, {"name": "Feature_Payments"}))["invalid_name"]
+}
+
+test_cpu_over_quota_is_denied if {
+	codes(object.union(request, {"usage": {"cpu": 30}}))["quota_exceeded"]
+}
+
+test_environment_count_over_quota_is_denied if {
+	d := provisioning.decision with input as object.union(request, {"usage": {"environments": 5}}) with data.platform as platform
+	some v in d.violations
+	v.field == "environments"
+}
+
+test_budget_is_enforced if {
+	codes(object.union(request, {"estimated_monthly_cost": 1500}))["budget_exceeded"]
+}
+
+test_class_size_cap_is_enforced if {
+	codes(object.union(request, {"resources": {"cpu": 12}}))["size_cap_exceeded"]
+}
+
+test_feature_ttl_over_seven_days_is_denied if {
+	codes(object.union(request, {"ttl_hours": 169}))["ttl_too_long"]
+}
+
+test_feature_without_ttl_is_denied if {
+	codes(object.remove(request, ["ttl_hours"]))["ttl_required"]
+}
+
+test_prod_needs_no_ttl if {
+	req := object.union(object.remove(request, ["ttl_hours"]), {"class": "prod", "source_env": "prod"})
+	d := provisioning.decision with input as req with data.platform as platform
+	d.allowed
+}
+
+test_prod_data_into_feature_is_denied if {
+	codes(object.union(request, {"source_env": "prod"}))["forbidden_source"]
+}
+
+test_nearly_used_quota_warns if {
+	d := provisioning.decision with input as object.union(request, {"usage": {"cpu": 24}}) with data.platform as platform
+	d.allowed
+	some w in d.warnings
+	w.field == "resources.cpu"
+}
+
+test_default_decision_routes_to_provisioning if {
+	d := data.system.main with input as request with data.platform as platform
+	d.allowed
+}

@@ -1,0 +1,184 @@
+//! The `portcullis` binary: eval, check, test, help, and serve with a
+//! SIGTERM drain.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::repo;
+
+fn portcullis() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.current_dir(repo(""));
+    cmd
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = portcullis().args(args).output().expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["eval", "--help"],
+        vec!["check", "--help"],
+        vec!["test", "--help"],
+    ] {
+        let (code, stdout, _) = run(&cmd);
+        assert_eq!(code, 0, "{cmd:?}");
+        assert!(stdout.contains("Usage:"), "{cmd:?}: {stdout}");
+    }
+}
+
+#[test]
+fn eval_prints_the_result_as_json() {
+    let input = repo("target/cli-eval-input.json");
+    let example: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("examples/feature-payments.json")).unwrap(),
+    )
+    .unwrap();
+    std::fs::create_dir_all(input.parent().unwrap()).unwrap();
+    std::fs::write(&input, example["input"].to_string()).unwrap();
+    let (code, stdout, stderr) = run(&[
+        "eval",
+        "-b",
+        "policies",
+        "-b",
+        "bundles",
+        "-i",
+        input.to_str().unwrap(),
+        "data.provisioning.decision.allowed",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), "true");
+
+    let (code, stdout, _) = run(&[
+        "eval",
+        "-b",
+        "policies",
+        "-b",
+        "bundles",
+        "data.provisioning.nothing",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.trim(), "undefined");
+
+    let (code, stdout, _) = run(&[
+        "eval",
+        "-b",
+        "bundles",
+        "data.platform.classes.feature.max_ttl_hours",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.trim(), "168");
+}
+
+#[test]
+fn check_passes_on_shipped_bundles_and_reports_every_error_with_position() {
+    let (code, stdout, stderr) = run(&["check", "policies", "bundles"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("ok: 2 bundle(s)"), "{stdout}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("a.rego"), "package a\n\nx := := 1\n").unwrap();
+    std::fs::write(tmp.path().join("b.rego"), "package b\ny if {\n").unwrap();
+    let (code, _, stderr) = run(&["check", tmp.path().to_str().unwrap()]);
+    assert_ne!(code, 0);
+    let name = tmp
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(stderr.contains(&format!("{name}/a.rego:3:")), "{stderr}");
+    assert!(stderr.contains(&format!("{name}/b.rego:")), "{stderr}");
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("data.json"), "{\"a\": [1,\n 2,,]}").unwrap();
+    let (code, _, stderr) = run(&["check", data.path().to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("data.json:2:"), "{stderr}");
+}
+
+#[test]
+fn test_command_runs_the_rego_unit_tests() {
+    let (code, stdout, _) = run(&["test", "policies", "-v", "--coverage"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("data.tests.provisioning.test_fitting_request_is_allowed: PASS"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("policies/provisioning/quota.rego"),
+        "{stdout}"
+    );
+    let summary = stdout.lines().rev().find(|l| l.contains("passed")).unwrap();
+    assert!(summary.ends_with(" passed, 0 failed"), "{summary}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("p_test.rego"),
+        "package p_test\n\ntest_ok if true\ntest_bad if false\ntest_err if 1 / 0\n",
+    )
+    .unwrap();
+    let (code, stdout, _) = run(&["test", tmp.path().to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(stdout.contains("test_bad: FAIL"), "{stdout}");
+    assert!(
+        !stdout.contains("test_ok: PASS"),
+        "passing tests only with -v: {stdout}"
+    );
+    assert!(stdout.contains("1 passed, 2 failed"), "{stdout}");
+}
+
+#[test]
+fn serve_answers_and_drains_on_sigterm() {
+    let mut child = portcullis()
+        .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("a log line").expect("readable");
+        let event: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        if let Some(addr) = event["fields"]["addr"].as_str() {
+            break addr.to_string();
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!(
+                "http://{addr}/v1/data/provisioning/decision/allowed"
+            ))
+            .body(r#"{"input": {}}"#)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "exit after SIGTERM: {exit:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("shutdown requested")),
+        "{rest:?}"
+    );
+}
