@@ -54,6 +54,14 @@ fn request(team: &str, owner: &str) -> Value {
 
 fn bench_decisions(c: &mut Criterion) {
     let shipped = PolicySet::compile(&shipped_bundles(), EngineOptions::default()).unwrap();
+    let interpreter_only = PolicySet::compile(
+        &shipped_bundles(),
+        EngineOptions {
+            use_vm: false,
+            ..EngineOptions::default()
+        },
+    )
+    .unwrap();
     let big = PolicySet::compile(&bundles_with_teams(200), EngineOptions::default()).unwrap();
     let decision = DataPath::parse("provisioning/decision");
     let trivial = DataPath::parse("provisioning/quota_dimensions");
@@ -67,6 +75,14 @@ fn bench_decisions(c: &mut Criterion) {
         b.iter_batched(
             || input.clone(),
             |input| shipped.evaluate(&decision, Some(input)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    let input = request("payments", "ana");
+    group.bench_function("quota_decision_shipped_data_interpreter", |b| {
+        b.iter_batched(
+            || input.clone(),
+            |input| interpreter_only.evaluate(&decision, Some(input)).unwrap(),
             BatchSize::SmallInput,
         )
     });

@@ -22,8 +22,25 @@ pub struct Config {
     pub default_decision: String,
     /// Input limits.
     pub limits: Limits,
+    /// Evaluation engine settings.
+    pub engine: EngineConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// Evaluation engine settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Run entry points on regorus's bytecode VM where it compiles them;
+    /// `false` keeps every evaluation on the interpreter.
+    pub vm: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { vm: true }
+    }
 }
 
 /// Listener settings.
@@ -76,6 +93,7 @@ impl Default for Config {
             bundles: vec![PathBuf::from("policies"), PathBuf::from("bundles")],
             default_decision: "/system/main".to_string(),
             limits: Limits::default(),
+            engine: EngineConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -140,7 +158,7 @@ pub enum ConfigError {
 }
 
 /// The environment variables read, and the key each sets.
-pub const ENV_KEYS: [(&str, &str); 9] = [
+pub const ENV_KEYS: [(&str, &str); 10] = [
     ("PORTCULLIS_ADDR", "server.addr"),
     ("PORTCULLIS_BUNDLES", "bundles"),
     ("PORTCULLIS_DEFAULT_DECISION", "default_decision"),
@@ -148,6 +166,7 @@ pub const ENV_KEYS: [(&str, &str); 9] = [
     ("PORTCULLIS_MAX_JSON_DEPTH", "limits.max_json_depth"),
     ("PORTCULLIS_EVAL_TIMEOUT_MS", "limits.eval_timeout_ms"),
     ("PORTCULLIS_MAX_BATCH_INPUTS", "limits.max_batch_inputs"),
+    ("PORTCULLIS_ENGINE_VM", "engine.vm"),
     ("PORTCULLIS_LOG_LEVEL", "log.level"),
     ("PORTCULLIS_LOG_FORMAT", "log.format"),
 ];
@@ -222,6 +241,13 @@ impl Config {
             "limits.max_json_depth" => self.limits.max_json_depth = number(value)?,
             "limits.eval_timeout_ms" => self.limits.eval_timeout_ms = number(value)?,
             "limits.max_batch_inputs" => self.limits.max_batch_inputs = number(value)?,
+            "engine.vm" => {
+                self.engine.vm = match value.trim() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    other => return Err(format!("expected true or false, got {other:?}")),
+                }
+            }
             "log.level" => self.log.level = value.to_string(),
             "log.format" => {
                 self.log.format = match value {

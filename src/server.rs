@@ -56,6 +56,7 @@ impl Server {
         let addr = config.listen_addr()?;
         let options = EngineOptions {
             eval_timeout: config.eval_timeout(),
+            use_vm: config.engine.vm,
         };
         let bundles = config.bundles.clone();
         let pdp = tokio::task::spawn_blocking(move || DecisionPoint::load(&bundles, options))

@@ -106,3 +106,24 @@ test_default_decision_routes_to_provisioning if {
 	d := data.system.main with input as request with data.platform as platform
 	d.allowed
 }
+
+test_wrong_types_are_denied_not_ignored if {
+	codes(object.union(request, {"team": 42}))["invalid_field"]
+	codes(object.union(request, {"name": 7}))["invalid_field"]
+	codes(object.union(request, {"resources": "lots"}))["invalid_field"]
+	codes(object.union(request, {"resources": {"cpu": "4"}}))["invalid_field"]
+	codes(object.union(request, {"ttl_hours": "7d"}))["invalid_field"]
+}
+
+test_non_object_input_is_denied if {
+	d := provisioning.decision with input as ["not", "a", "request"] with data.platform as platform
+	not d.allowed
+}
+
+test_name_edges if {
+	codes(object.union(request, {"name": "-payments"}))["invalid_name"]
+	codes(object.union(request, {"name": "payments-"}))["invalid_name"]
+	codes(object.union(request, {"name": ""}))["invalid_name"]
+	codes(object.union(request, {"name": concat("", [x | some _ in numbers.range(1, 64); x := "a"])}))["invalid_name"]
+	not codes(object.union(request, {"name": concat("", [x | some _ in numbers.range(1, 63); x := "a"])}))["invalid_name"]
+}
