@@ -355,6 +355,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("portcullis.example.yaml");
+        let config = Config::from_file(&path).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
     fn unknown_key_is_named_with_its_position() {
         let err = Config::from_yaml("limits:\n  max_body: 1\n", "c.yaml").unwrap_err();
         let text = err.to_string();
