@@ -11,8 +11,11 @@ use clap::Parser;
 use portcullis::cli::{CheckArgs, Cli, Command, EvalArgs, ServeArgs, TestArgs};
 use portcullis::config::{Config, LogFormat};
 use portcullis::engine::testing::{self, Outcome};
-use portcullis::engine::{EngineOptions, Value};
-use portcullis::pdp::build_policy_set;
+use portcullis::engine::{DataPath, EngineOptions, Value};
+
+/// The rule `portcullis check` evaluates for data consistency errors.
+const DATA_CHECK_PATH: &str = "data.system.check.errors";
+use portcullis::pdp::{build_policy_set, Tests};
 use portcullis::server::{shutdown_signal, Server};
 
 fn main() -> ExitCode {
@@ -93,7 +96,7 @@ fn read_input(path: &Path) -> anyhow::Result<Value> {
 }
 
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let (policies, _) = build_policy_set(&args.bundles, &EngineOptions::default())?;
+    let (policies, _) = build_policy_set(&args.bundles, &EngineOptions::default(), Tests::Include)?;
     let input = args.input.as_deref().map(read_input).transpose()?;
     let results = policies.query(&args.query, input)?;
     let mut out = std::io::stdout().lock();
@@ -114,8 +117,22 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    match build_policy_set(&args.bundles, &EngineOptions::default()) {
+    match build_policy_set(&args.bundles, &EngineOptions::default(), Tests::Include) {
         Ok((policies, bundles)) => {
+            let data_errors = match policies.evaluate(&DataPath::from_dotted(DATA_CHECK_PATH), None)
+            {
+                Ok(Value::Set(errors)) => errors.iter().map(|e| e.to_string()).collect(),
+                Ok(Value::Array(errors)) => errors.iter().map(|e| e.to_string()).collect(),
+                Ok(_) => Vec::new(),
+                Err(err) => vec![format!("{DATA_CHECK_PATH} could not be evaluated: {err}")],
+            };
+            if !data_errors.is_empty() {
+                for error in &data_errors {
+                    eprintln!("data: {}", error.trim_matches('"'));
+                }
+                eprintln!("{} error(s)", data_errors.len());
+                return Ok(ExitCode::FAILURE);
+            }
             println!(
                 "ok: {} bundle(s), {} module(s)",
                 bundles.len(),
@@ -136,7 +153,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let coverage = args.coverage || args.threshold.is_some();
-    let (policies, _) = build_policy_set(&args.bundles, &EngineOptions::default())?;
+    let (policies, _) = build_policy_set(&args.bundles, &EngineOptions::default(), Tests::Include)?;
     let report = testing::run_tests(&policies, args.run.as_deref(), coverage)?;
     let mut out = std::io::stdout().lock();
     let mut current_file = "";

@@ -118,17 +118,32 @@ pub struct DecisionPoint {
     generation: AtomicU64,
 }
 
+/// Whether `*_test.rego` files are compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tests {
+    /// Keep them (the `test`, `check` and `eval` commands).
+    Include,
+    /// Leave them out (serving).
+    Exclude,
+}
+
 /// Read and compile bundle directories without activating anything.
 pub fn build_policy_set(
     dirs: &[PathBuf],
     options: &EngineOptions,
+    tests: Tests,
 ) -> Result<(PolicySet, Vec<Bundle>), LoadError> {
     if dirs.is_empty() {
         return Err(LoadError::NoBundles);
     }
     let bundles = dirs
         .iter()
-        .map(|dir| bundle::load_dir(dir))
+        .map(|dir| {
+            bundle::load_dir(dir).map(|b| match tests {
+                Tests::Include => b,
+                Tests::Exclude => b.without_tests(),
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     bundle::check_disjoint_roots(&bundles)?;
     let policies = PolicySet::compile(&bundles, options.clone())?;
@@ -159,7 +174,7 @@ impl DecisionPoint {
     /// snapshot stays and the failure is recorded.
     pub fn reload(&self) -> Result<Arc<Snapshot>, LoadError> {
         let started = Instant::now();
-        match build_policy_set(&self.sources, &self.options) {
+        match build_policy_set(&self.sources, &self.options, Tests::Exclude) {
             Ok((policies, bundles)) => {
                 let snapshot = Arc::new(Snapshot {
                     generation: self.generation.fetch_add(1, Ordering::SeqCst) + 1,
@@ -281,6 +296,26 @@ mod tests {
         let err = DecisionPoint::load(&[a, b], EngineOptions::default()).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("alpha") && text.contains("beta"), "{text}");
+    }
+
+    #[test]
+    fn serving_leaves_out_rego_unit_tests() {
+        let tmp = tempfile::tempdir().unwrap();
+        bundle_dir(tmp.path(), "r1", 1);
+        fs::write(
+            tmp.path().join("p_test.rego"),
+            "package p
+test_v if v == 1
+",
+        )
+        .unwrap();
+        let dirs = [tmp.path().to_path_buf()];
+        let pdp = DecisionPoint::load(&dirs, EngineOptions::default()).unwrap();
+        let served = pdp.snapshot().unwrap();
+        assert_eq!(served.policies.modules().len(), 1);
+        let (with_tests, _) =
+            build_policy_set(&dirs, &EngineOptions::default(), Tests::Include).unwrap();
+        assert_eq!(with_tests.modules().len(), 2);
     }
 
     #[test]

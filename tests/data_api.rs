@@ -38,8 +38,10 @@ async fn v1_post_returns_the_full_quota_decision() {
             "warnings": [],
             "limits": {
                 "quota": {"cpu": 128, "memory_gb": 512, "storage_gb": 4000, "gpu": 0,
-                          "environments": 20, "monthly_budget": 25000},
-                "class": {"cpu": 8, "memory_gb": 16, "storage_gb": 100, "gpu": 0},
+                          "databases": 10, "caches": 6, "environments": 20,
+                          "monthly_budget": 25000},
+                "class": {"cpu": 8, "memory_gb": 16, "storage_gb": 100, "gpu": 0,
+                          "databases": 2, "caches": 1},
                 "max_ttl_hours": 168
             }
         })
@@ -197,8 +199,8 @@ async fn query_flags_pretty_provenance_metrics() {
     assert_eq!(
         body["provenance"]["bundles"],
         json!({
-            "policies": {"revision": "policies-2026.11.22.1"},
-            "bundles": {"revision": "platform-data-2026.11.22.1"},
+            "policies": {"revision": "policies-2026.11.22.2"},
+            "bundles": {"revision": "platform-data-2026.11.22.2"},
             "edge": {"revision": "edge-1"}
         })
     );
@@ -233,7 +235,7 @@ async fn policies_are_listed_with_their_revisions() {
         .iter()
         .find(|p| p["id"] == json!("policies/provisioning/quota.rego"))
         .expect("quota module listed");
-    assert_eq!(quota["revision"], json!("policies-2026.11.22.1"));
+    assert_eq!(quota["revision"], json!("policies-2026.11.22.2"));
     assert_eq!(quota["bundle"], json!("policies"));
     assert_eq!(quota["package"], json!("data.provisioning"));
     assert!(quota["raw"]

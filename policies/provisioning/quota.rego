@@ -21,7 +21,7 @@ decision := {
 }
 
 # The quota dimensions a request consumes.
-quota_dimensions := ["cpu", "memory_gb", "storage_gb", "gpu"]
+quota_dimensions := ["cpu", "memory_gb", "storage_gb", "gpu", "databases", "caches"]
 
 # The request, or {} when the input is not an object.
 default request := {}
@@ -52,9 +52,9 @@ cost := request.estimated_monthly_cost if is_number(request.estimated_monthly_co
 # already uses; 0 where the request says nothing (or says it badly, which
 # is reported as invalid_field). Built with object.union rather than a
 # helper function: a function call per dimension costs more than the rest.
-zero_resources := {"cpu": 0, "memory_gb": 0, "storage_gb": 0, "gpu": 0}
+zero_resources := {"cpu": 0, "memory_gb": 0, "storage_gb": 0, "gpu": 0, "databases": 0, "caches": 0}
 
-zero_usage := {"cpu": 0, "memory_gb": 0, "storage_gb": 0, "gpu": 0, "environments": 0, "monthly_cost": 0}
+zero_usage := {"cpu": 0, "memory_gb": 0, "storage_gb": 0, "gpu": 0, "databases": 0, "caches": 0, "environments": 0, "monthly_cost": 0}
 
 requested := object.union(zero_resources, {k: n | some k, n in resources; is_number(n)})
 

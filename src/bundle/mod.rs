@@ -52,6 +52,14 @@ impl Bundle {
         &self.manifest.revision
     }
 
+    /// The bundle without its Rego unit tests (`*_test.rego`), as the
+    /// server loads it: test rules are for `portcullis test`, and serving
+    /// them would make `GET /v1/data` run every test.
+    pub fn without_tests(mut self) -> Bundle {
+        self.policies.retain(|p| !p.path.ends_with("_test.rego"));
+        self
+    }
+
     /// The roots this bundle owns, as parsed paths.
     pub fn roots(&self) -> Vec<Root> {
         self.manifest.roots()

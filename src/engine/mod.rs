@@ -8,6 +8,7 @@
 //! the input and evaluates; the template itself is never mutated, so any
 //! number of threads can evaluate at once without a lock.
 
+pub mod cidr;
 mod error;
 mod path;
 pub mod testing;
@@ -96,6 +97,8 @@ impl PolicySet {
         };
         let mut engine = regorus::Engine::new();
         engine.set_execution_timer_config(timer);
+        cidr::register(&mut engine)
+            .map_err(|err| CompileError::Data(format!("cannot register builtins: {err}")))?;
         let mut errors = Vec::new();
         let mut modules = Vec::new();
         for bundle in bundles {

@@ -1,0 +1,200 @@
+# The admission contract: what the validating webhook evaluates for each
+# AdmissionReview (admission.k8s.io/v1) it receives as input.
+#
+# deny contains message  -> the request is refused with every message
+# warn contains message  -> the request is allowed with warnings
+#
+# Covers Pods and pod-owning workloads, Services, Ingresses, NetworkPolicies
+# and Namespaces. Data: data.platform.admission (registries, label keys,
+# per-class container caps, exempt namespaces), data.platform.namespaces,
+# data.platform.teams, and the network guardrails of data.network.
+package admission
+
+import rego.v1
+
+settings := data.platform.admission
+
+request := input.request
+
+obj := request.object
+
+kind := request.kind.kind
+
+namespace := request.namespace
+
+default labels := {}
+
+labels := obj.metadata.labels if is_object(obj.metadata.labels)
+
+default annotations := {}
+
+annotations := obj.metadata.annotations if is_object(obj.metadata.annotations)
+
+# Writes are checked; deletes, connects and exempt namespaces are not.
+checked if {
+	request.operation in {"CREATE", "UPDATE"}
+	not exempt
+}
+
+exempt if namespace in settings.exempt_namespaces
+
+# The environment class: the namespace's, from data; else its label.
+class := data.platform.namespaces[namespace].class
+
+class := labels[settings.labels.class] if not data.platform.namespaces[namespace]
+
+team := data.platform.namespaces[namespace].team
+
+team := labels[settings.labels.team] if not data.platform.namespaces[namespace]
+
+# --- ownership labels
+
+labelled_kinds := {"Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Service", "Ingress", "Namespace"}
+
+deny contains msg if {
+	checked
+	labelled_kinds[kind]
+	some key in [settings.labels.team, settings.labels.owner]
+	not labels[key]
+	msg := sprintf("%s %s must carry the label %s", [kind, obj.metadata.name, key])
+}
+
+deny contains msg if {
+	checked
+	labelled_kinds[kind]
+	value := labels[settings.labels.team]
+	not data.platform.teams[value]
+	msg := sprintf("%s %s names team %q, which is not in the platform catalog", [kind, obj.metadata.name, value])
+}
+
+# --- pods and the workloads that own them
+
+pod_spec := obj.spec if kind == "Pod"
+
+pod_spec := obj.spec.template.spec if kind in {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}
+
+pod_spec := obj.spec.jobTemplate.spec.template.spec if kind == "CronJob"
+
+containers := array.concat(object.get(pod_spec, "initContainers", []), object.get(pod_spec, "containers", []))
+
+deny contains msg if {
+	checked
+	some c in containers
+	some kind_of in ["requests", "limits"]
+	some resource in ["cpu", "memory"]
+	not c.resources[kind_of][resource]
+	msg := sprintf("container %s must set resources.%s.%s", [c.name, kind_of, resource])
+}
+
+deny contains msg if {
+	checked
+	caps := settings.container_caps[class]
+	some c in containers
+	cpu := units.parse(c.resources.limits.cpu)
+	cpu > caps.cpu
+	msg := sprintf("container %s: cpu limit %v exceeds the %s cap of %v", [c.name, c.resources.limits.cpu, class, caps.cpu])
+}
+
+deny contains msg if {
+	checked
+	caps := settings.container_caps[class]
+	some c in containers
+	memory := units.parse_bytes(c.resources.limits.memory)
+	memory > caps.memory_bytes
+	msg := sprintf("container %s: memory limit %v exceeds the %s cap of %v bytes", [c.name, c.resources.limits.memory, class, caps.memory_bytes])
+}
+
+deny contains msg if {
+	checked
+	some c in containers
+	not allowed_registry(c.image)
+	msg := sprintf("container %s: image %s is not from an allowed registry %v", [c.name, c.image, settings.allowed_registries])
+}
+
+allowed_registry(image) if {
+	some registry in settings.allowed_registries
+	startswith(image, concat("", [registry, "/"]))
+}
+
+deny contains msg if {
+	checked
+	some c in containers
+	not pinned(c.image)
+	msg := sprintf("container %s: image %s must name a tag other than latest, or a digest", [c.name, c.image])
+}
+
+# Pinned: a digest, or a tag (after the last "/") that is not "latest".
+pinned(image) if contains(image, "@sha256:")
+
+pinned(image) if {
+	not contains(image, "@")
+	parts := split(image, "/")
+	last := parts[count(parts) - 1]
+	contains(last, ":")
+	not endswith(last, ":latest")
+}
+
+deny contains msg if {
+	checked
+	some c in containers
+	c.securityContext.privileged == true
+	msg := sprintf("container %s must not run privileged", [c.name])
+}
+
+deny contains msg if {
+	checked
+	some field in ["hostNetwork", "hostPID", "hostIPC"]
+	pod_spec[field] == true
+	msg := sprintf("%s %s must not set %s", [kind, obj.metadata.name, field])
+}
+
+deny contains msg if {
+	checked
+	some volume in object.get(pod_spec, "volumes", [])
+	volume.hostPath
+	msg := sprintf("volume %s must not mount a hostPath", [volume.name])
+}
+
+warn contains msg if {
+	checked
+	some c in object.get(pod_spec, "containers", [])
+	not c.readinessProbe
+	msg := sprintf("container %s has no readinessProbe", [c.name])
+}
+
+warn contains msg if {
+	checked
+	class == "prod"
+	some c in containers
+	not contains(c.image, "@sha256:")
+	msg := sprintf("container %s: pin prod images by digest", [c.name])
+}
+
+# --- namespaces
+
+deny contains msg if {
+	checked
+	kind == "Namespace"
+	labels[settings.labels.class] == "feature"
+	not annotations[settings.ttl_annotation]
+	msg := sprintf("feature namespace %s must carry the %s annotation", [obj.metadata.name, settings.ttl_annotation])
+}
+
+# --- network objects, through the network guardrails
+
+deny contains msg if {
+	checked
+	kind in {"NetworkPolicy", "Service"}
+	some v in data.network.object_violations(obj, {"team": team, "class": class})
+	msg := v.message
+}
+
+# An Ingress host must not be a wildcard outside prod.
+deny contains msg if {
+	checked
+	kind == "Ingress"
+	class != "prod"
+	some rule in object.get(obj.spec, "rules", [])
+	startswith(rule.host, "*.")
+	msg := sprintf("Ingress %s: wildcard host %s is only allowed in prod", [obj.metadata.name, rule.host])
+}

@@ -1,0 +1,235 @@
+# Network guardrails over the Kubernetes objects an environment will create
+# (NetworkPolicy, Service, Ingress manifests as the orchestrator renders
+# them), and, through object_violations, over single objects at admission.
+#
+# Input: {"team": "payments", "class": "feature",
+#         "namespaces": ["payments-feature-x"], "objects": [manifest, ...]}
+# Data: data.platform.network (private, protected and ingress-controller
+# namespaces), data.platform.teams[*].network (allow_from_teams,
+# egress_allowances), data.platform.namespaces (namespace -> team, class).
+#
+# CIDR logic is real CIDR math: net.cidr_contains, and net.cidr_intersects /
+# net.cidr_merge, which Portcullis provides in Rust.
+package network
+
+import rego.v1
+
+decision := {
+	"allowed": count(violations) == 0,
+	"violations": violations,
+	"warnings": warnings,
+}
+
+settings := data.platform.network
+
+team_label := "portcullis.dev/team"
+
+context := {"team": input.team, "class": input.class}
+
+default objects := []
+
+objects := input.objects if is_array(input.objects)
+
+default declared_namespaces := []
+
+declared_namespaces := input.namespaces if is_array(input.namespaces)
+
+# Every namespace of the environment: declared, or holding an object.
+namespaces := {ns | some ns in declared_namespaces} | {ns |
+	some obj in objects
+	ns := obj.metadata.namespace
+	is_string(ns)
+}
+
+violations contains v if {
+	not is_string(input.team)
+	v := {"code": "invalid_field", "object": "", "message": "team must be a string"}
+}
+
+violations contains v if {
+	not is_string(input.class)
+	v := {"code": "invalid_field", "object": "", "message": "class must be a string"}
+}
+
+violations contains v if {
+	some field in ["objects", "namespaces"]
+	value := input[field]
+	not is_array(value)
+	v := {"code": "invalid_field", "object": "", "message": sprintf("%s must be an array", [field])}
+}
+
+violations contains v if {
+	some ns in namespaces
+	not default_deny_namespaces[ns]
+	v := {
+		"code": "missing_default_deny",
+		"object": concat("/", ["Namespace", ns]),
+		"message": sprintf("namespace %s has no default-deny ingress NetworkPolicy (podSelector {}, policyTypes [Ingress], no ingress rules)", [ns]),
+	}
+}
+
+violations contains v if {
+	some obj in objects
+	some v in object_violations(obj, context)
+}
+
+warnings contains w if {
+	some obj in objects
+	some w in object_warnings(obj)
+}
+
+# Namespaces with a NetworkPolicy that selects every pod and admits nothing.
+default_deny_namespaces contains ns if {
+	some obj in objects
+	obj.kind == "NetworkPolicy"
+	ns := obj.metadata.namespace
+	selects_all_pods(obj.spec)
+	"Ingress" in object.get(obj.spec, "policyTypes", [])
+	count(object.get(obj.spec, "ingress", [])) == 0
+}
+
+selects_all_pods(spec) if {
+	selector := object.get(spec, "podSelector", {})
+	count(object.get(selector, "matchLabels", {})) == 0
+	count(object.get(selector, "matchExpressions", [])) == 0
+}
+
+# --- one object at a time (also used by data.admission)
+
+# The violations of one object, given {"team", "class"} of its environment.
+object_violations(obj, ctx) := service_violations(obj, ctx) | ingress_violations(obj) | egress_violations(obj, ctx) | cross_team_violations(obj, ctx) | cidr_violations(obj)
+
+object_name(obj) := concat("/", [obj.kind, object.get(obj.metadata, "namespace", ""), object.get(obj.metadata, "name", "")])
+
+exposing_service_types := {"LoadBalancer", "NodePort"}
+
+service_violations(obj, ctx) := {v |
+	obj.kind == "Service"
+	service_type := object.get(obj.spec, "type", "ClusterIP")
+	exposing_service_types[service_type]
+	ctx.class in {"dev", "feature"}
+	v := {
+		"code": "exposed_service",
+		"object": object_name(obj),
+		"message": sprintf("a Service of type %s is not allowed in %s environments; use ClusterIP behind the ingress controller", [service_type, ctx.class]),
+	}
+}
+
+# ipBlock peers of a NetworkPolicy, by direction, with valid CIDRs only.
+ip_blocks(obj, direction, peer_key) := {cidr |
+	obj.kind == "NetworkPolicy"
+	some rule in object.get(obj.spec, direction, [])
+	some peer in object.get(rule, peer_key, [])
+	cidr := peer.ipBlock.cidr
+	net.cidr_is_valid(cidr)
+}
+
+cidr_violations(obj) := {v |
+	obj.kind == "NetworkPolicy"
+	some direction, peer_key in {"ingress": "from", "egress": "to"}
+	some rule in object.get(obj.spec, direction, [])
+	some peer in object.get(rule, peer_key, [])
+	cidr := peer.ipBlock.cidr
+	not valid_cidr(cidr)
+	v := {"code": "invalid_cidr", "object": object_name(obj), "message": sprintf("%v is not a valid CIDR", [cidr])}
+}
+
+valid_cidr(cidr) if {
+	is_string(cidr)
+	net.cidr_is_valid(cidr)
+}
+
+# A block is public unless it lies wholly inside a private range.
+public(cidr) if not private(cidr)
+
+private(cidr) if {
+	some range in settings.private_ranges
+	net.cidr_contains(range, cidr)
+}
+
+ingress_violations(obj) := {v |
+	some cidr in ip_blocks(obj, "ingress", "from")
+	public(cidr)
+	not obj.metadata.namespace in settings.ingress_controller_namespaces
+	v := {
+		"code": "public_ingress",
+		"object": object_name(obj),
+		"message": sprintf("ingress from public range %s is only allowed into the ingress-controller namespaces %v", [cidr, settings.ingress_controller_namespaces]),
+	}
+}
+
+egress_violations(obj, ctx) := protected_egress(obj) | internet_egress(obj, ctx)
+
+protected_egress(obj) := {v |
+	some cidr in ip_blocks(obj, "egress", "to")
+	some range in settings.protected_ranges
+	net.cidr_intersects(cidr, range)
+	v := {
+		"code": "protected_destination",
+		"object": object_name(obj),
+		"message": sprintf("egress to %s reaches the protected range %s (cloud metadata and link-local)", [cidr, range]),
+	}
+}
+
+internet_egress(obj, ctx) := {v |
+	some cidr in ip_blocks(obj, "egress", "to")
+	public(cidr)
+	not egress_allowed(ctx, cidr)
+	v := {
+		"code": "internet_egress",
+		"object": object_name(obj),
+		"message": internet_egress_message(ctx, cidr),
+	}
+}
+
+# Internet egress: prod only, and only inside the team's allowances. The
+# allowances are merged first, so a block split across adjacent allowances
+# is still recognised as covered.
+egress_allowed(ctx, cidr) if {
+	ctx.class == "prod"
+	allowances := object.get(data.platform.teams, [ctx.team, "network", "egress_allowances"], [])
+	some allowed in net.cidr_merge(allowances)
+	net.cidr_contains(allowed, cidr)
+}
+
+internet_egress_message(ctx, cidr) := msg if {
+	ctx.class == "prod"
+	msg := sprintf("egress to %s is outside team %v's egress allowances", [cidr, ctx.team])
+} else := sprintf("internet egress (%s) is only allowed in prod environments", [cidr])
+
+# Namespace selectors that reach another team need that team's consent:
+# the target (this policy's team) must list the source in allow_from_teams.
+cross_team_violations(obj, ctx) := {v |
+	obj.kind == "NetworkPolicy"
+	some rule in object.get(obj.spec, "ingress", [])
+	some peer in object.get(rule, "from", [])
+	source := selected_team(peer.namespaceSelector)
+	source != ctx.team
+	allowed := object.get(data.platform.teams, [ctx.team, "network", "allow_from_teams"], [])
+	not source in allowed
+	v := {
+		"code": "cross_team_ingress",
+		"object": object_name(obj),
+		"message": sprintf("team %v does not allow ingress from team %v (data.platform.teams.%v.network.allow_from_teams)", [ctx.team, source, ctx.team]),
+	}
+}
+
+selected_team(selector) := selector.matchLabels[team_label]
+
+selected_team(selector) := team if {
+	not selector.matchLabels[team_label]
+	ns := selector.matchLabels["kubernetes.io/metadata.name"]
+	team := data.platform.namespaces[ns].team
+}
+
+object_warnings(obj) := {w |
+	obj.kind == "NetworkPolicy"
+	some rule in object.get(obj.spec, "ingress", [])
+	some peer in object.get(rule, "from", [])
+	peer.namespaceSelector == {}
+	w := {
+		"code": "all_namespaces",
+		"object": object_name(obj),
+		"message": "an empty namespaceSelector admits traffic from every namespace",
+	}
+}
