@@ -52,6 +52,69 @@ fn request(team: &str, owner: &str) -> Value {
     }))
 }
 
+/// The `input` of an example request in examples/.
+fn example_input(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.json"));
+    let body: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("example exists")).unwrap();
+    Value::from(body["input"].clone())
+}
+
+/// One bench per shipped decision path, on its example input.
+fn bench_decision_paths(c: &mut Criterion) {
+    let shipped = PolicySet::compile(&shipped_bundles(), EngineOptions::default()).unwrap();
+    let mut group = c.benchmark_group("decision_path");
+    let cases = [
+        (
+            "provisioning_decision",
+            "provisioning/decision",
+            "feature-payments",
+        ),
+        (
+            "secrets_access_approve",
+            "secrets/access/decision",
+            "secret-request",
+        ),
+        (
+            "secrets_access_review",
+            "secrets/access/decision",
+            "secret-request-review",
+        ),
+        (
+            "network_decision_clean",
+            "network/decision",
+            "network-feature-payments",
+        ),
+        (
+            "network_decision_violations",
+            "network/decision",
+            "network-violations",
+        ),
+        (
+            "admission_pod_allowed",
+            "admission/decision",
+            "admission-pod",
+        ),
+        (
+            "admission_pod_denied",
+            "admission/decision",
+            "admission-pod-denied",
+        ),
+    ];
+    for (name, path, example) in cases {
+        let path = DataPath::parse(path);
+        let input = example_input(example);
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || input.clone(),
+                |input| shipped.evaluate(&path, Some(input)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
 fn bench_decisions(c: &mut Criterion) {
     let shipped = PolicySet::compile(&shipped_bundles(), EngineOptions::default()).unwrap();
     let interpreter_only = PolicySet::compile(
@@ -105,5 +168,5 @@ fn bench_decisions(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_decisions);
+criterion_group!(benches, bench_decisions, bench_decision_paths);
 criterion_main!(benches);

@@ -110,6 +110,46 @@ fn check_passes_on_shipped_bundles_and_reports_every_error_with_position() {
 }
 
 #[test]
+fn check_reports_inconsistent_platform_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("bundles");
+    let copy = Command::new("cp")
+        .args([
+            "-r",
+            repo("bundles").to_str().unwrap(),
+            data.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let teams_file = data.join("platform/teams/data.json");
+    let mut teams: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&teams_file).unwrap()).unwrap();
+    teams["search"].as_object_mut().unwrap().remove("quota");
+    teams["payments"]["network"]["egress_allowances"] = serde_json::json!(["300.1.2.0/24"]);
+    std::fs::write(&teams_file, teams.to_string()).unwrap();
+    let services_file = data.join("platform/services/data.json");
+    let mut services: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&services_file).unwrap()).unwrap();
+    services["ghost-api"] =
+        serde_json::json!({"team": "ghosts", "owners": [], "criticality": "low"});
+    std::fs::write(&services_file, services.to_string()).unwrap();
+
+    let (code, _, stderr) = run(&["check", "policies", data.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("data: teams.search has no quota"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("malformed CIDR 300.1.2.0/24"), "{stderr}");
+    assert!(
+        stderr.contains("services.ghost-api is owned by ghosts, which is not a team"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 error(s)"), "{stderr}");
+}
+
+#[test]
 fn test_command_runs_the_rego_unit_tests() {
     let (code, stdout, _) = run(&["test", "policies", "-v", "--coverage"]);
     assert_eq!(code, 0, "{stdout}");

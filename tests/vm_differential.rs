@@ -66,6 +66,38 @@ fn inputs() -> Vec<Option<serde_json::Value>> {
         input[field] = value;
         inputs.push(Some(input));
     }
+    for name in [
+        "secret-request",
+        "secret-request-review",
+        "network-feature-payments",
+        "network-violations",
+        "admission-pod",
+        "admission-pod-denied",
+    ] {
+        let text = std::fs::read_to_string(repo(&format!("examples/{name}.json"))).unwrap();
+        let example: serde_json::Value = serde_json::from_str(&text).unwrap();
+        inputs.push(Some(example["input"].clone()));
+    }
+    let secret = |overrides: serde_json::Value| {
+        let mut input = json!({"requester": "chen", "secret_path": "kv/prod/payments-api/db",
+                               "environment": "prod", "reason": "rotation", "duration_seconds": 1800});
+        for (k, v) in overrides.as_object().unwrap() {
+            input[k] = v.clone();
+        }
+        Some(input)
+    };
+    inputs.extend([
+        secret(json!({"requester": "mallory"})),
+        secret(json!({"requester": 7})),
+        secret(json!({"secret_path": "kv/prod/break-glass/root"})),
+        secret(json!({"secret_path": "kv/prod/nothing"})),
+        secret(json!({"reason": ""})),
+        secret(json!({"reason": 3})),
+        secret(json!({"duration_seconds": 7200})),
+        secret(json!({"duration_seconds": 999999})),
+        secret(json!({"duration_seconds": "long"})),
+        secret(json!({"environment": "dev", "secret_path": "kv/dev/payments-api/x"})),
+    ]);
     let mut without_ttl = base.clone();
     without_ttl.as_object_mut().unwrap().remove("ttl_hours");
     inputs.push(Some(without_ttl));
@@ -84,7 +116,13 @@ fn same(vm: &Result<Value, EvalError>, interpreter: &Result<Value, EvalError>) -
 #[test]
 fn the_vm_runs_the_main_decision_paths() {
     let set = shipped_policy_set();
-    for path in ["provisioning/decision", "system/main"] {
+    for path in [
+        "provisioning/decision",
+        "system/main",
+        "secrets/access/decision",
+        "network/decision",
+        "admission/decision",
+    ] {
         assert!(
             set.runs_on_vm(&DataPath::parse(path)),
             "{path} should compile for the VM; VM entry points: {:?}",

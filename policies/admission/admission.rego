@@ -12,6 +12,9 @@ package admission
 
 import rego.v1
 
+# Both sets in one document, for callers that want a single evaluation.
+decision := {"allowed": count(deny) == 0, "deny": deny, "warn": warn}
+
 settings := data.platform.admission
 
 request := input.request

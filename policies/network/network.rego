@@ -8,8 +8,9 @@
 # namespaces), data.platform.teams[*].network (allow_from_teams,
 # egress_allowances), data.platform.namespaces (namespace -> team, class).
 #
-# CIDR logic is real CIDR math: net.cidr_contains, and net.cidr_intersects /
-# net.cidr_merge, which Portcullis provides in Rust.
+# CIDR logic is real CIDR math on parsed addresses (net.cidr_contains here;
+# net.cidr_intersects and net.cidr_merge, which Portcullis provides in Rust,
+# check the data in system.check).
 package network
 
 import rego.v1
@@ -52,8 +53,9 @@ violations contains v if {
 }
 
 violations contains v if {
-	some field in ["objects", "namespaces"]
-	value := input[field]
+	is_object(input)
+	some field, value in input
+	field in {"objects", "namespaces"}
 	not is_array(value)
 	v := {"code": "invalid_field", "object": "", "message": sprintf("%s must be an array", [field])}
 }
@@ -160,10 +162,15 @@ ingress_violations(obj) := {v |
 
 egress_violations(obj, ctx) := protected_egress(obj) | internet_egress(obj, ctx)
 
+protected(cidr) if {
+	some range in settings.protected_ranges
+	net.cidr_contains(range, cidr)
+}
+
 protected_egress(obj) := {v |
 	some cidr in ip_blocks(obj, "egress", "to")
 	some range in settings.protected_ranges
-	net.cidr_intersects(cidr, range)
+	intersects(cidr, range)
 	v := {
 		"code": "protected_destination",
 		"object": object_name(obj),
@@ -171,9 +178,17 @@ protected_egress(obj) := {v |
 	}
 }
 
+# Two CIDR blocks share an address exactly when one contains the other.
+# (The same answer as net.cidr_intersects, which Portcullis also provides;
+# written with the native builtin so this path can run on the bytecode VM.)
+intersects(a, b) if net.cidr_contains(a, b)
+
+intersects(a, b) if net.cidr_contains(b, a)
+
 internet_egress(obj, ctx) := {v |
 	some cidr in ip_blocks(obj, "egress", "to")
 	public(cidr)
+	not protected(cidr)
 	not egress_allowed(ctx, cidr)
 	v := {
 		"code": "internet_egress",
@@ -182,13 +197,13 @@ internet_egress(obj, ctx) := {v |
 	}
 }
 
-# Internet egress: prod only, and only inside the team's allowances. The
-# allowances are merged first, so a block split across adjacent allowances
-# is still recognised as covered.
+# Internet egress: prod only, and only inside one of the team's
+# allowances. `portcullis check` requires allowances in merged form
+# (net.cidr_merge), so containment in a single allowance is exactly
+# containment in their union.
 egress_allowed(ctx, cidr) if {
 	ctx.class == "prod"
-	allowances := object.get(data.platform.teams, [ctx.team, "network", "egress_allowances"], [])
-	some allowed in net.cidr_merge(allowances)
+	some allowed in object.get(data.platform.teams, [ctx.team, "network", "egress_allowances"], [])
 	net.cidr_contains(allowed, cidr)
 }
 

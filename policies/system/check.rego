@@ -50,6 +50,34 @@ errors contains msg if {
 	msg := sprintf("teams.%s.network.egress_allowances has a malformed CIDR %v", [name, cidr])
 }
 
+# Allowances must be in merged form, so that the network policy can test
+# containment in one allowance (see network.egress_allowed).
+errors contains msg if {
+	some name, team in platform.teams
+	allowances := object.get(team, ["network", "egress_allowances"], [])
+	every cidr in allowances {
+		valid_cidr(cidr)
+	}
+	merged := net.cidr_merge(allowances)
+	merged != {canonical(cidr) | some cidr in allowances}
+	msg := sprintf("teams.%s.network.egress_allowances must be merged: use %v", [name, sort(merged)])
+}
+
+# A CIDR with its host bits cleared, as net.cidr_merge writes it.
+canonical(cidr) := c if {
+	some c in net.cidr_merge([cidr])
+}
+
+errors contains msg if {
+	some name, team in platform.teams
+	some cidr in object.get(team, ["network", "egress_allowances"], [])
+	valid_cidr(cidr)
+	some range in platform.network.protected_ranges
+	valid_cidr(range)
+	net.cidr_intersects(cidr, range)
+	msg := sprintf("teams.%s.network.egress_allowances %v overlaps the protected range %v", [name, cidr, range])
+}
+
 errors contains msg if {
 	some key in ["private_ranges", "protected_ranges"]
 	some cidr in platform.network[key]

@@ -9,6 +9,17 @@ test_fixture_catalog_is_consistent if {
 	check.errors == set() with data.platform as fixtures.platform
 }
 
+test_allowances_must_be_merged_and_clear_of_protected_ranges if {
+	split := json.patch(fixtures.platform, [
+		{"op": "replace", "path": "/teams/payments/network/egress_allowances", "value": ["198.51.100.0/25", "198.51.100.128/25", "169.254.0.0/24"]},
+	])
+	errors := check.errors with data.platform as split
+	errors == {
+		"teams.payments.network.egress_allowances must be merged: use [\"169.254.0.0/24\", \"198.51.100.0/24\"]",
+		"teams.payments.network.egress_allowances 169.254.0.0/24 overlaps the protected range 169.254.0.0/16",
+	}
+}
+
 test_every_kind_of_defect_is_reported if {
 	broken := json.patch(fixtures.platform, [
 		{"op": "remove", "path": "/teams/checkout/quota"},

@@ -10,7 +10,7 @@ platform := {
 		"payments": {
 			"members": {"ana": "lead", "dee": "lead", "ben": "member"},
 			"quota": {"cpu": 32, "memory_gb": 64, "storage_gb": 500, "gpu": 1, "databases": 4, "caches": 2, "environments": 5, "monthly_budget": 2000},
-			"network": {"allow_from_teams": ["checkout"], "egress_allowances": ["198.51.100.0/25", "198.51.100.128/25"]},
+			"network": {"allow_from_teams": ["checkout"], "egress_allowances": ["198.51.100.0/24"]},
 		},
 		"checkout": {
 			"members": {"cruz": "lead"},

@@ -78,10 +78,11 @@ test_internet_egress_only_in_prod if {
 	decide(env("prod", [default_deny("payments-x"), p])).allowed
 }
 
-test_prod_egress_across_merged_allowances if {
-	# 198.51.100.0/24 is covered only by the two /25 allowances together.
-	p := policy("payments-x", {"egress": [{"to": [{"ipBlock": {"cidr": "198.51.100.0/24"}}]}]})
+test_prod_egress_inside_allowances if {
+	p := policy("payments-x", {"egress": [{"to": [{"ipBlock": {"cidr": "198.51.100.128/25"}}, {"ipBlock": {"cidr": "198.51.100.7/32"}}]}]})
 	decide(env("prod", [default_deny("payments-x"), p])).allowed
+	wider := policy("payments-x", {"egress": [{"to": [{"ipBlock": {"cidr": "198.51.100.0/23"}}]}]})
+	codes(env("prod", [default_deny("payments-x"), wider]))["internet_egress"]
 	outside := policy("payments-x", {"egress": [{"to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}]}]})
 	d := decide(env("prod", [default_deny("payments-x"), outside]))
 	some v in d.violations
@@ -93,6 +94,10 @@ test_egress_to_metadata_is_always_refused if {
 	codes(env("prod", [default_deny("payments-x"), p]))["protected_destination"]
 	wide := policy("payments-x", {"egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]})
 	codes(env("prod", [default_deny("payments-x"), wide]))["protected_destination"]
+	inside := policy("payments-x", {"egress": [{"to": [{"ipBlock": {"cidr": "169.254.169.0/24"}}]}]})
+	codes(env("prod", [default_deny("payments-x"), inside]))["protected_destination"]
+	beside := policy("payments-x", {"egress": [{"to": [{"ipBlock": {"cidr": "169.253.0.0/16"}}]}]})
+	not codes(env("prod", [default_deny("payments-x"), beside]))["protected_destination"]
 }
 
 test_malformed_cidr_is_reported if {
