@@ -77,7 +77,15 @@ violations contains v if {
 
 warnings contains w if {
 	some obj in objects
-	some w in object_warnings(obj)
+	obj.kind == "NetworkPolicy"
+	some rule in object.get(obj.spec, "ingress", [])
+	some peer in object.get(rule, "from", [])
+	peer.namespaceSelector == {}
+	w := {
+		"code": "all_namespaces",
+		"object": object_name(obj),
+		"message": "an empty namespaceSelector admits traffic from every namespace",
+	}
 }
 
 # Namespaces with a NetworkPolicy that selects every pod and admits nothing.
@@ -99,14 +107,19 @@ selects_all_pods(spec) if {
 # --- one object at a time (also used by data.admission)
 
 # The violations of one object, given {"team", "class"} of its environment.
-object_violations(obj, ctx) := service_violations(obj, ctx) | ingress_violations(obj) | egress_violations(obj, ctx) | cross_team_violations(obj, ctx) | cidr_violations(obj)
+# Each kind is examined once, with its peers gathered once: function calls
+# dominate evaluation cost, so the checks share what they read.
+object_violations(obj, ctx) := service_violations(obj, ctx) if obj.kind == "Service"
+
+object_violations(obj, ctx) := policy_violations(obj, ctx) if obj.kind == "NetworkPolicy"
+
+object_violations(obj, _) := set() if not obj.kind in {"Service", "NetworkPolicy"}
 
 object_name(obj) := concat("/", [obj.kind, object.get(obj.metadata, "namespace", ""), object.get(obj.metadata, "name", "")])
 
 exposing_service_types := {"LoadBalancer", "NodePort"}
 
 service_violations(obj, ctx) := {v |
-	obj.kind == "Service"
 	service_type := object.get(obj.spec, "type", "ClusterIP")
 	exposing_service_types[service_type]
 	ctx.class in {"dev", "feature"}
@@ -117,23 +130,57 @@ service_violations(obj, ctx) := {v |
 	}
 }
 
-# ipBlock peers of a NetworkPolicy, by direction, with valid CIDRs only.
-ip_blocks(obj, direction, peer_key) := {cidr |
-	obj.kind == "NetworkPolicy"
-	some rule in object.get(obj.spec, direction, [])
-	some peer in object.get(rule, peer_key, [])
-	cidr := peer.ipBlock.cidr
-	net.cidr_is_valid(cidr)
-}
-
-cidr_violations(obj) := {v |
-	obj.kind == "NetworkPolicy"
-	some direction, peer_key in {"ingress": "from", "egress": "to"}
-	some rule in object.get(obj.spec, direction, [])
-	some peer in object.get(rule, peer_key, [])
-	cidr := peer.ipBlock.cidr
-	not valid_cidr(cidr)
-	v := {"code": "invalid_cidr", "object": object_name(obj), "message": sprintf("%v is not a valid CIDR", [cidr])}
+policy_violations(obj, ctx) := vs if {
+	name := object_name(obj)
+	from := [peer | some rule in object.get(obj.spec, "ingress", []); some peer in object.get(rule, "from", [])]
+	to := [peer | some rule in object.get(obj.spec, "egress", []); some peer in object.get(rule, "to", [])]
+	ingress_blocks := {cidr | some peer in from; cidr := peer.ipBlock.cidr; valid_cidr(cidr)}
+	egress_blocks := {cidr | some peer in to; cidr := peer.ipBlock.cidr; valid_cidr(cidr)}
+	invalid := {v |
+		some peer in array.concat(from, to)
+		cidr := peer.ipBlock.cidr
+		not valid_cidr(cidr)
+		v := {"code": "invalid_cidr", "object": name, "message": sprintf("%v is not a valid CIDR", [cidr])}
+	}
+	public_ingress := {v |
+		not obj.metadata.namespace in settings.ingress_controller_namespaces
+		some cidr in ingress_blocks
+		public(cidr)
+		v := {
+			"code": "public_ingress",
+			"object": name,
+			"message": sprintf("ingress from public range %s is only allowed into the ingress-controller namespaces %v", [cidr, settings.ingress_controller_namespaces]),
+		}
+	}
+	protected_egress := {v |
+		some cidr in egress_blocks
+		some range in settings.protected_ranges
+		intersects(cidr, range)
+		v := {
+			"code": "protected_destination",
+			"object": name,
+			"message": sprintf("egress to %s reaches the protected range %s (cloud metadata and link-local)", [cidr, range]),
+		}
+	}
+	internet_egress := {v |
+		some cidr in egress_blocks
+		public(cidr)
+		not protected(cidr)
+		not egress_allowed(ctx, cidr)
+		v := {"code": "internet_egress", "object": name, "message": internet_egress_message(ctx, cidr)}
+	}
+	cross_team := {v |
+		some peer in from
+		source := selected_team(peer.namespaceSelector)
+		source != ctx.team
+		not allowed_source(ctx.team, source)
+		v := {
+			"code": "cross_team_ingress",
+			"object": name,
+			"message": sprintf("team %v does not allow ingress from team %v (data.platform.teams.%v.network.allow_from_teams)", [ctx.team, source, ctx.team]),
+		}
+	}
+	vs := (((invalid | public_ingress) | protected_egress) | internet_egress) | cross_team
 }
 
 valid_cidr(cidr) if {
@@ -149,33 +196,9 @@ private(cidr) if {
 	net.cidr_contains(range, cidr)
 }
 
-ingress_violations(obj) := {v |
-	some cidr in ip_blocks(obj, "ingress", "from")
-	public(cidr)
-	not obj.metadata.namespace in settings.ingress_controller_namespaces
-	v := {
-		"code": "public_ingress",
-		"object": object_name(obj),
-		"message": sprintf("ingress from public range %s is only allowed into the ingress-controller namespaces %v", [cidr, settings.ingress_controller_namespaces]),
-	}
-}
-
-egress_violations(obj, ctx) := protected_egress(obj) | internet_egress(obj, ctx)
-
 protected(cidr) if {
 	some range in settings.protected_ranges
 	net.cidr_contains(range, cidr)
-}
-
-protected_egress(obj) := {v |
-	some cidr in ip_blocks(obj, "egress", "to")
-	some range in settings.protected_ranges
-	intersects(cidr, range)
-	v := {
-		"code": "protected_destination",
-		"object": object_name(obj),
-		"message": sprintf("egress to %s reaches the protected range %s (cloud metadata and link-local)", [cidr, range]),
-	}
 }
 
 # Two CIDR blocks share an address exactly when one contains the other.
@@ -184,18 +207,6 @@ protected_egress(obj) := {v |
 intersects(a, b) if net.cidr_contains(a, b)
 
 intersects(a, b) if net.cidr_contains(b, a)
-
-internet_egress(obj, ctx) := {v |
-	some cidr in ip_blocks(obj, "egress", "to")
-	public(cidr)
-	not protected(cidr)
-	not egress_allowed(ctx, cidr)
-	v := {
-		"code": "internet_egress",
-		"object": object_name(obj),
-		"message": internet_egress_message(ctx, cidr),
-	}
-}
 
 # Internet egress: prod only, and only inside one of the team's
 # allowances. `portcullis check` requires allowances in merged form
@@ -214,19 +225,8 @@ internet_egress_message(ctx, cidr) := msg if {
 
 # Namespace selectors that reach another team need that team's consent:
 # the target (this policy's team) must list the source in allow_from_teams.
-cross_team_violations(obj, ctx) := {v |
-	obj.kind == "NetworkPolicy"
-	some rule in object.get(obj.spec, "ingress", [])
-	some peer in object.get(rule, "from", [])
-	source := selected_team(peer.namespaceSelector)
-	source != ctx.team
-	allowed := object.get(data.platform.teams, [ctx.team, "network", "allow_from_teams"], [])
-	not source in allowed
-	v := {
-		"code": "cross_team_ingress",
-		"object": object_name(obj),
-		"message": sprintf("team %v does not allow ingress from team %v (data.platform.teams.%v.network.allow_from_teams)", [ctx.team, source, ctx.team]),
-	}
+allowed_source(target, source) if {
+	source in object.get(data.platform.teams, [target, "network", "allow_from_teams"], [])
 }
 
 selected_team(selector) := selector.matchLabels[team_label]
@@ -235,16 +235,4 @@ selected_team(selector) := team if {
 	not selector.matchLabels[team_label]
 	ns := selector.matchLabels["kubernetes.io/metadata.name"]
 	team := data.platform.namespaces[ns].team
-}
-
-object_warnings(obj) := {w |
-	obj.kind == "NetworkPolicy"
-	some rule in object.get(obj.spec, "ingress", [])
-	some peer in object.get(rule, "from", [])
-	peer.namespaceSelector == {}
-	w := {
-		"code": "all_namespaces",
-		"object": object_name(obj),
-		"message": "an empty namespaceSelector admits traffic from every namespace",
-	}
 }
