@@ -26,6 +26,35 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the Rego unit tests (`test_*` rules) in bundles.
     Test(TestArgs),
+    /// Bundle tools.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+}
+
+/// `portcullis bundle …`.
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Pack bundle directories into one `.tar.gz` bundle that OPA can load.
+    Build(BuildArgs),
+}
+
+/// `portcullis bundle build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Bundle directories (or archives) to pack; their roots must not overlap.
+    #[arg(required = true, value_name = "DIR")]
+    pub bundles: Vec<PathBuf>,
+    /// Where to write the archive.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        default_value = "bundle.tar.gz"
+    )]
+    pub output: PathBuf,
+    /// The revision to write into the manifest (default: the first bundle's).
+    #[arg(long)]
+    pub revision: Option<String>,
 }
 
 /// `portcullis serve`.

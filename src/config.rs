@@ -24,8 +24,29 @@ pub struct Config {
     pub limits: Limits,
     /// Evaluation engine settings.
     pub engine: EngineConfig,
+    /// Hot reload of bundle files.
+    pub watch: WatchConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// Hot reload of bundle files.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// Watch the bundle paths and reload when they change.
+    pub enabled: bool,
+    /// How long files must be quiet before a reload starts, in milliseconds.
+    pub debounce_ms: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            enabled: true,
+            debounce_ms: 200,
+        }
+    }
 }
 
 /// Evaluation engine settings.
@@ -94,6 +115,7 @@ impl Default for Config {
             default_decision: "/system/main".to_string(),
             limits: Limits::default(),
             engine: EngineConfig::default(),
+            watch: WatchConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -158,7 +180,7 @@ pub enum ConfigError {
 }
 
 /// The environment variables read, and the key each sets.
-pub const ENV_KEYS: [(&str, &str); 10] = [
+pub const ENV_KEYS: [(&str, &str); 12] = [
     ("PORTCULLIS_ADDR", "server.addr"),
     ("PORTCULLIS_BUNDLES", "bundles"),
     ("PORTCULLIS_DEFAULT_DECISION", "default_decision"),
@@ -167,6 +189,8 @@ pub const ENV_KEYS: [(&str, &str); 10] = [
     ("PORTCULLIS_EVAL_TIMEOUT_MS", "limits.eval_timeout_ms"),
     ("PORTCULLIS_MAX_BATCH_INPUTS", "limits.max_batch_inputs"),
     ("PORTCULLIS_ENGINE_VM", "engine.vm"),
+    ("PORTCULLIS_WATCH", "watch.enabled"),
+    ("PORTCULLIS_WATCH_DEBOUNCE_MS", "watch.debounce_ms"),
     ("PORTCULLIS_LOG_LEVEL", "log.level"),
     ("PORTCULLIS_LOG_FORMAT", "log.format"),
 ];
@@ -226,6 +250,13 @@ impl Config {
                 .parse()
                 .map_err(|_| format!("expected a whole number, got {value:?}"))
         }
+        fn boolean(value: &str) -> Result<bool, String> {
+            match value.trim() {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                other => Err(format!("expected true or false, got {other:?}")),
+            }
+        }
         match key {
             "server.addr" => self.server.addr = value.to_string(),
             "bundles" => {
@@ -241,13 +272,9 @@ impl Config {
             "limits.max_json_depth" => self.limits.max_json_depth = number(value)?,
             "limits.eval_timeout_ms" => self.limits.eval_timeout_ms = number(value)?,
             "limits.max_batch_inputs" => self.limits.max_batch_inputs = number(value)?,
-            "engine.vm" => {
-                self.engine.vm = match value.trim() {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    other => return Err(format!("expected true or false, got {other:?}")),
-                }
-            }
+            "engine.vm" => self.engine.vm = boolean(value)?,
+            "watch.enabled" => self.watch.enabled = boolean(value)?,
+            "watch.debounce_ms" => self.watch.debounce_ms = number(value)?,
             "log.level" => self.log.level = value.to_string(),
             "log.format" => {
                 self.log.format = match value {

@@ -13,6 +13,7 @@
 //! - [`api`]: the axum routers (Data API, batch, policies, health) and the one
 //!   error-to-status mapping.
 //! - [`config`]: configuration from a YAML file, environment and flags.
+//! - [`source`]: watching bundle files and reloading on change.
 //! - [`server`]: the composition root: bind, load, serve, drain.
 //! - [`location`]: file/row/column positions shared by every error.
 //!
@@ -37,3 +38,4 @@ pub mod engine;
 pub mod location;
 pub mod pdp;
 pub mod server;
+pub mod source;

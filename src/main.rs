@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use portcullis::cli::{CheckArgs, Cli, Command, EvalArgs, ServeArgs, TestArgs};
+use portcullis::bundle;
+use portcullis::cli::{
+    BuildArgs, BundleCommand, CheckArgs, Cli, Command, EvalArgs, ServeArgs, TestArgs,
+};
 use portcullis::config::{Config, LogFormat};
 use portcullis::engine::testing::{self, Outcome};
 use portcullis::engine::{DataPath, EngineOptions, Value};
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval(args),
         Command::Check(args) => check(args),
         Command::Test(args) => test(args),
+        Command::Bundle(BundleCommand::Build(args)) => bundle_build(args),
     };
     match result {
         Ok(code) => code,
@@ -113,6 +117,33 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         Value::from_json_str(&serde_json::to_string(&results)?)?
     };
     writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bundle_build(args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let bundles = args
+        .bundles
+        .iter()
+        .map(|dir| bundle::load(dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    let name = args
+        .output
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".tar.gz").to_string())
+        .unwrap_or_else(|| "bundle".to_string());
+    let combined = bundle::combine(bundles, &name, args.revision)?;
+    // Refuse to pack what would not compile.
+    portcullis::engine::PolicySet::compile(
+        std::slice::from_ref(&combined),
+        EngineOptions::default(),
+    )?;
+    bundle::write_tarball(&combined, &args.output)?;
+    println!(
+        "wrote {} (revision {:?}, {} module(s))",
+        args.output.display(),
+        combined.manifest.revision,
+        combined.policies.len()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

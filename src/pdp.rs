@@ -139,7 +139,7 @@ pub fn build_policy_set(
     let bundles = dirs
         .iter()
         .map(|dir| {
-            bundle::load_dir(dir).map(|b| match tests {
+            bundle::load(dir).map(|b| match tests {
                 Tests::Include => b,
                 Tests::Exclude => b.without_tests(),
             })

@@ -17,6 +17,7 @@ use crate::api::{self, AppState};
 use crate::config::{Config, ConfigError};
 use crate::engine::{DataPath, EngineOptions};
 use crate::pdp::{DecisionPoint, LoadError};
+use crate::source::{watch_bundles, SourceError, WatchHandle};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,9 @@ pub enum ServerError {
     /// The first bundle load failed.
     #[error("initial bundle load failed: {0}")]
     Load(#[from] LoadError),
+    /// The bundle files could not be watched.
+    #[error(transparent)]
+    Watch(#[from] SourceError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -46,6 +50,8 @@ pub enum ServerError {
 pub struct Server {
     listener: tokio::net::TcpListener,
     state: AppState,
+    /// Live while the server is: dropping it stops the file watch.
+    watch: Option<WatchHandle>,
 }
 
 impl Server {
@@ -71,7 +77,19 @@ impl Server {
             default_decision: Arc::new(DataPath::parse(&config.default_decision)),
             shutting_down: Arc::new(AtomicBool::new(false)),
         };
-        Ok(Server { listener, state })
+        // Watching starts before the server is returned, so no change made
+        // after bind() can be missed.
+        let watch = if config.watch.enabled {
+            let debounce = std::time::Duration::from_millis(config.watch.debounce_ms);
+            Some(watch_bundles(state.pdp.clone(), &config.bundles, debounce)?)
+        } else {
+            None
+        };
+        Ok(Server {
+            listener,
+            state,
+            watch,
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -92,6 +110,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        let _watch = self.watch;
         let flag = self.state.shutting_down.clone();
         let router = api::router(self.state).layer(CatchPanicLayer::custom(panic_response));
         let listener = self.listener.tap_io(|tcp| {

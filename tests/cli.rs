@@ -110,6 +110,42 @@ fn check_passes_on_shipped_bundles_and_reports_every_error_with_position() {
 }
 
 #[test]
+fn bundle_build_packs_an_archive_that_serves_the_same_decisions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("platform.tar.gz");
+    let (code, stdout, stderr) = run(&[
+        "bundle",
+        "build",
+        "policies",
+        "bundles",
+        "-o",
+        out.to_str().unwrap(),
+        "--revision",
+        "2026.11.22-7",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("revision \"2026.11.22-7\""), "{stdout}");
+    let (code, stdout, _) = run(&[
+        "eval",
+        "-b",
+        out.to_str().unwrap(),
+        "data.platform.classes.feature.max_ttl_hours",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.trim(), "168");
+    let (code, _, stderr) = run(&[
+        "bundle",
+        "build",
+        "policies",
+        "policies",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0, "overlapping roots are refused");
+    assert!(stderr.contains("overlapping roots"), "{stderr}");
+}
+
+#[test]
 fn check_reports_inconsistent_platform_data() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("bundles");

@@ -17,6 +17,14 @@ pub enum BundleError {
         #[source]
         source: std::io::Error,
     },
+    /// A `.tar.gz` bundle that cannot be read.
+    #[error("{path}: {message}")]
+    Archive {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A bundle path that is not a directory.
     #[error("{path} is not a directory")]
     NotADirectory {
@@ -82,6 +90,7 @@ impl BundleError {
             }
             BundleError::Io { path, .. }
             | BundleError::NotADirectory { path }
+            | BundleError::Archive { path, .. }
             | BundleError::OutsideRoots { file: path, .. }
             | BundleError::DataConflict { file: path, .. } => {
                 Some(Location::new(path.display().to_string(), 0, 0))

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{BundleError, Root};
 use crate::location::Location;
@@ -18,26 +18,26 @@ pub enum RegoVersion {
 }
 
 /// A bundle manifest as OPA writes it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// The bundle's revision; empty when not given.
     #[serde(default)]
     pub revision: String,
     /// The paths under `data` this bundle owns; `None` means the whole tree.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roots: Option<Vec<String>>,
     /// `0` selects Rego v0 for every file, `1` (the default) Rego v1.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rego_version: Option<u8>,
     /// Per-file Rego versions, keyed by path inside the bundle.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_rego_versions: Option<std::collections::BTreeMap<String, u8>>,
     /// Free-form metadata.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// WebAssembly modules (accepted for compatibility, not evaluated).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm: Option<serde_json::Value>,
 }
 

@@ -2,7 +2,10 @@
 //! anywhere, and `data.json` / `data.yaml` merged at the path of their
 //! directory. Pure and synchronous: no timing, no engine, no network.
 //!
-//! A [`Bundle`] is what one directory holds after every file has been read,
+//! Bundles come as directories or as `.tar.gz` files in the layout `opa build`
+//! writes ([`load`] picks by what the path is).
+//!
+//! A [`Bundle`] is what one bundle holds after every file has been read,
 //! parsed as data and checked against the manifest's roots. Policy files are
 //! kept as text; compiling them is the engine's job.
 
@@ -10,6 +13,7 @@ mod data;
 mod error;
 mod manifest;
 mod roots;
+mod tarball;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +21,7 @@ pub use data::merge_at;
 pub use error::BundleError;
 pub use manifest::{Manifest, RegoVersion};
 pub use roots::{check_disjoint_roots, within_roots, Root};
+pub use tarball::write_tarball;
 
 /// One `.rego` file of a bundle.
 #[derive(Debug, Clone)]
@@ -66,13 +71,81 @@ impl Bundle {
     }
 }
 
-/// The files a bundle directory may hold that are data.
+/// Combine bundles with disjoint roots into one (what `portcullis bundle
+/// build` packs): policies side by side, data merged, roots united.
+pub fn combine(
+    bundles: Vec<Bundle>,
+    name: &str,
+    revision: Option<String>,
+) -> Result<Bundle, BundleError> {
+    check_disjoint_roots(&bundles)?;
+    let mut combined = Bundle {
+        name: name.to_string(),
+        location: PathBuf::from(name),
+        manifest: Manifest::default(),
+        policies: Vec::new(),
+        data: serde_json::Value::Object(serde_json::Map::new()),
+    };
+    let mut roots: Option<Vec<String>> = Some(Vec::new());
+    for bundle in bundles {
+        match (&mut roots, &bundle.manifest.roots) {
+            (Some(all), Some(these)) => all.extend(these.iter().cloned()),
+            _ => roots = None,
+        }
+        if combined.manifest.revision.is_empty() {
+            combined.manifest.revision = bundle.manifest.revision.clone();
+        }
+        if bundle.manifest.rego_version == Some(0) {
+            combined.manifest.rego_version = Some(0);
+        }
+        for policy in bundle.policies {
+            if combined.policies.iter().any(|p| p.path == policy.path) {
+                return Err(BundleError::DataConflict {
+                    file: bundle.location.join(&policy.path),
+                    path: policy.path,
+                });
+            }
+            combined.policies.push(policy);
+        }
+        merge_at(&mut combined.data, &[], bundle.data, &bundle.location)?;
+    }
+    combined.manifest.roots = roots;
+    if let Some(revision) = revision {
+        combined.manifest.revision = revision;
+    }
+    Ok(combined)
+}
+
+/// The files a bundle may hold that are data.
 const DATA_FILES: [&str; 3] = ["data.json", "data.yaml", "data.yml"];
+
+/// One file of a bundle before interpretation: its path inside the bundle
+/// (`/`-separated, no leading slash) and its text.
+#[derive(Debug)]
+pub(crate) struct RawFile {
+    pub(crate) path: String,
+    pub(crate) text: String,
+}
+
+/// Read a bundle from a directory or a `.tar.gz` file, by what `path` is.
+pub fn load(path: &Path) -> Result<Bundle, BundleError> {
+    let meta = std::fs::metadata(path).map_err(|source| BundleError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.is_dir() {
+        load_dir(path)
+    } else {
+        tarball::load_tarball(path)
+    }
+}
 
 /// Read a bundle from a directory in OPA's bundle layout.
 ///
-/// Hidden directories below the top are skipped (editor and VCS folders);
-/// files other than `.manifest`, `*.rego` and data files are ignored.
+/// Hidden directories below the top are skipped (editor and VCS folders, and
+/// the `..2026_…` timestamped directories of a Kubernetes ConfigMap volume,
+/// whose `..data` link the walk does not follow as hidden); files other than
+/// `.manifest`, `*.rego` and data files are ignored.
 pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
     let meta = std::fs::metadata(dir).map_err(|source| BundleError::Io {
         path: dir.to_path_buf(),
@@ -83,18 +156,7 @@ pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
             path: dir.to_path_buf(),
         });
     }
-    let name = bundle_name(dir);
-    let manifest_path = dir.join(".manifest");
-    let manifest = if manifest_path.exists() {
-        let text = read_text(&manifest_path)?;
-        Manifest::parse(&text, &manifest_path)?
-    } else {
-        Manifest::default()
-    };
-    let roots = manifest.roots();
-
-    let mut policies = Vec::new();
-    let mut data = serde_json::Value::Object(serde_json::Map::new());
+    let mut files = Vec::new();
     let walker = walkdir::WalkDir::new(dir)
         .follow_links(true)
         .sort_by_file_name()
@@ -107,41 +169,71 @@ pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
                 .into_io_error()
                 .unwrap_or_else(|| std::io::Error::other("directory loop")),
         })?;
-        if !entry.file_type().is_file() {
+        if !entry.file_type().is_file() || !is_bundle_file(&entry.file_name().to_string_lossy()) {
             continue;
         }
-        let file_name = entry.file_name().to_string_lossy();
-        let rel_path = relative_path(dir, entry.path());
+        files.push(RawFile {
+            path: relative_path(dir, entry.path()),
+            text: read_text(entry.path())?,
+        });
+    }
+    assemble(bundle_name(dir), dir, files)
+}
+
+/// Whether a file name is one a bundle is made of.
+pub(crate) fn is_bundle_file(name: &str) -> bool {
+    name == ".manifest" || name.ends_with(".rego") || DATA_FILES.contains(&name)
+}
+
+/// Interpret a bundle's files: manifest, policies, data merged by directory,
+/// everything checked against the roots. `location` names the bundle in errors.
+pub(crate) fn assemble(
+    name: String,
+    location: &Path,
+    mut files: Vec<RawFile>,
+) -> Result<Bundle, BundleError> {
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let file_path = |rel: &str| location.join(rel);
+    let manifest = match files.iter().find(|f| f.path == ".manifest") {
+        Some(file) => Manifest::parse(&file.text, &file_path(&file.path))?,
+        None => Manifest::default(),
+    };
+    let roots = manifest.roots();
+    let mut policies = Vec::new();
+    let mut data = serde_json::Value::Object(serde_json::Map::new());
+    for file in files {
+        let file_name = file
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or(&file.path)
+            .to_string();
         if file_name.ends_with(".rego") {
-            let source = read_text(entry.path())?;
             policies.push(PolicyFile {
-                id: format!("{name}/{rel_path}"),
-                rego_version: manifest.rego_version_for(&rel_path),
-                path: rel_path,
-                source,
+                id: format!("{name}/{}", file.path),
+                rego_version: manifest.rego_version_for(&file.path),
+                path: file.path,
+                source: file.text,
             });
-        } else if DATA_FILES.contains(&file_name.as_ref()) {
-            let text = read_text(entry.path())?;
+        } else if DATA_FILES.contains(&file_name.as_str()) {
+            let shown = file_path(&file.path);
             let value = if file_name == "data.json" {
-                data::parse_json(&text, entry.path())?
+                data::parse_json(&file.text, &shown)?
             } else {
-                data::parse_yaml(&text, entry.path())?
+                data::parse_yaml(&file.text, &shown)?
             };
-            let dir_segments: Vec<String> = Path::new(&rel_path)
-                .parent()
-                .map(|p| {
-                    p.components()
-                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                        .collect()
-                })
+            let dir_segments: Vec<String> = file
+                .path
+                .rsplit_once('/')
+                .map(|(dir, _)| dir.split('/').map(str::to_string).collect())
                 .unwrap_or_default();
-            roots::check_data_within(&roots, &dir_segments, &value, entry.path())?;
-            merge_at(&mut data, &dir_segments, value, entry.path())?;
+            roots::check_data_within(&roots, &dir_segments, &value, &shown)?;
+            merge_at(&mut data, &dir_segments, value, &shown)?;
         }
     }
     Ok(Bundle {
         name,
-        location: dir.to_path_buf(),
+        location: location.to_path_buf(),
         manifest,
         policies,
         data,

@@ -1,0 +1,196 @@
+//! `.tar.gz` bundles as `opa build` writes them: member paths with a leading
+//! `/`, `/.manifest`, `/data.json` (the whole data document) and the policy
+//! files at their paths. Reading is bounded in size; writing produces a
+//! bundle OPA itself loads.
+
+use std::io::Read;
+use std::path::Path;
+
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+
+use super::{assemble, is_bundle_file, Bundle, BundleError, RawFile};
+
+/// The largest uncompressed bundle read, in bytes (all members together).
+pub const MAX_UNCOMPRESSED_BYTES: u64 = 1 << 30;
+
+/// Read a bundle from a `.tar.gz` file.
+pub fn load_tarball(path: &Path) -> Result<Bundle, BundleError> {
+    let file = std::fs::File::open(path).map_err(|source| BundleError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let archive_error = |message: String| BundleError::Archive {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut archive = tar::Archive::new(GzDecoder::new(file));
+    let entries = archive
+        .entries()
+        .map_err(|err| archive_error(format!("not a gzip-compressed tar archive: {err}")))?;
+    let mut files = Vec::new();
+    let mut budget = MAX_UNCOMPRESSED_BYTES;
+    for entry in entries {
+        let entry = entry.map_err(|err| archive_error(format!("corrupt archive: {err}")))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let raw_path = entry
+            .path()
+            .map_err(|err| archive_error(format!("bad member name: {err}")))?
+            .to_string_lossy()
+            .into_owned();
+        let member = normalize_member(&raw_path)
+            .ok_or_else(|| archive_error(format!("member {raw_path:?} leaves the bundle")))?;
+        let file_name = member.rsplit('/').next().unwrap_or(&member).to_string();
+        if !is_bundle_file(&file_name) {
+            continue;
+        }
+        let mut text = String::new();
+        let read = entry
+            .take(budget + 1)
+            .read_to_string(&mut text)
+            .map_err(|err| archive_error(format!("{member}: {err}")))?;
+        budget = budget.checked_sub(read as u64).ok_or_else(|| {
+            archive_error(format!(
+                "uncompressed bundle is larger than {MAX_UNCOMPRESSED_BYTES} bytes"
+            ))
+        })?;
+        files.push(RawFile { path: member, text });
+    }
+    assemble(tarball_name(path), path, files)
+}
+
+/// A member path without its leading `/` or `./`; `None` if it climbs out
+/// with `..` or is empty.
+fn normalize_member(raw: &str) -> Option<String> {
+    let parts: Vec<&str> = raw
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.is_empty() || parts.contains(&"..") {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
+fn tarball_name(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bundle".to_string());
+    name.strip_suffix(".tar.gz")
+        .or_else(|| name.strip_suffix(".tgz"))
+        .unwrap_or(&name)
+        .to_string()
+}
+
+/// Write `bundle` as an OPA bundle archive to `out`.
+pub fn write_tarball(bundle: &Bundle, out: &Path) -> Result<(), BundleError> {
+    let io_error = |source: std::io::Error| BundleError::Io {
+        path: out.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::create(out).map_err(io_error)?;
+    let mut builder = tar::Builder::new(GzEncoder::new(file, flate2::Compression::default()));
+    let manifest = serde_json::to_vec(&bundle.manifest).map_err(|e| io_error(e.into()))?;
+    append(&mut builder, "/.manifest", &manifest).map_err(io_error)?;
+    let data = serde_json::to_vec(&bundle.data).map_err(|e| io_error(e.into()))?;
+    append(&mut builder, "/data.json", &data).map_err(io_error)?;
+    for policy in &bundle.policies {
+        append(
+            &mut builder,
+            &format!("/{}", policy.path),
+            policy.source.as_bytes(),
+        )
+        .map_err(io_error)?;
+    }
+    let encoder = builder.into_inner().map_err(io_error)?;
+    encoder.finish().map_err(io_error)?;
+    Ok(())
+}
+
+fn append<W: std::io::Write>(
+    builder: &mut tar::Builder<W>,
+    name: &str,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    // OPA writes member names with a leading "/", which the tar crate's
+    // set_path refuses; write the name bytes directly.
+    let field = &mut header.as_old_mut().name;
+    if name.len() > field.len() {
+        return Err(std::io::Error::other(format!(
+            "member name too long: {name}"
+        )));
+    }
+    field[..name.len()].copy_from_slice(name.as_bytes());
+    header.set_cksum();
+    builder.append(&header, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle;
+
+    #[test]
+    fn member_names_are_normalized_and_escapes_refused() {
+        assert_eq!(normalize_member("/a/b.rego").as_deref(), Some("a/b.rego"));
+        assert_eq!(
+            normalize_member("./data.json").as_deref(),
+            Some("data.json")
+        );
+        assert_eq!(normalize_member("/.manifest").as_deref(), Some(".manifest"));
+        assert_eq!(normalize_member("../etc/passwd"), None);
+        assert_eq!(normalize_member("a/../../x"), None);
+        assert_eq!(normalize_member("/"), None);
+    }
+
+    #[test]
+    fn written_bundle_reads_back_identically() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let original = bundle::load_dir(&root.join("policies")).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("policies.tar.gz");
+        write_tarball(&original, &out).unwrap();
+        let read = bundle::load(&out).unwrap();
+        assert_eq!(read.name, "policies");
+        assert_eq!(read.manifest.revision, original.manifest.revision);
+        assert_eq!(read.manifest.roots, original.manifest.roots);
+        assert_eq!(read.data, original.data);
+        let paths = |b: &Bundle| {
+            b.policies
+                .iter()
+                .map(|p| (p.path.clone(), p.source.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(paths(&read), paths(&original));
+    }
+
+    #[test]
+    fn garbage_is_a_clear_archive_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("junk.tar.gz");
+        std::fs::write(&out, b"this is not gzip").unwrap();
+        let err = bundle::load(&out).unwrap_err();
+        assert!(matches!(err, BundleError::Archive { .. }), "{err}");
+        assert!(err.to_string().contains("junk.tar.gz"), "{err}");
+    }
+
+    #[test]
+    fn truncated_archive_is_refused() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let original = bundle::load_dir(&root.join("policies")).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("p.tar.gz");
+        write_tarball(&original, &out).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        std::fs::write(&out, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(bundle::load(&out).is_err());
+    }
+}
