@@ -123,8 +123,12 @@ impl PolicySet {
             return Err(CompileError::Policies(errors));
         }
         for bundle in bundles {
+            // Deserialize from the borrowed document: no second copy of a
+            // large data tree is made on the way.
+            let data = <Value as serde::Deserialize>::deserialize(&bundle.data)
+                .map_err(|err| CompileError::Data(format!("bundle {}: {err}", bundle.name)))?;
             engine
-                .add_data(Value::from(bundle.data.clone()))
+                .add_data(data)
                 .map_err(|err| CompileError::Data(format!("bundle {}: {err}", bundle.name)))?;
         }
         // Preparing analyses every module (unsafe variables, recursion,
