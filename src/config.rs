@@ -26,8 +26,47 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Hot reload of bundle files.
     pub watch: WatchConfig,
+    /// Bundles polled from HTTP(S) bundle servers.
+    pub remote_bundles: Vec<RemoteBundleConfig>,
+    /// Where the last activated remote bundles are kept, for starts while
+    /// the bundle server is unreachable.
+    pub persist_dir: PathBuf,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// One bundle on an HTTP(S) bundle server.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteBundleConfig {
+    /// The bundle's name (also its file name in `persist_dir`).
+    pub name: String,
+    /// The bundle's URL (a `.tar.gz`).
+    pub url: String,
+    /// Shortest wait between polls, in milliseconds.
+    #[serde(default = "default_min_delay_ms")]
+    pub min_delay_ms: u64,
+    /// Longest wait between polls and the backoff ceiling, in milliseconds.
+    #[serde(default = "default_max_delay_ms")]
+    pub max_delay_ms: u64,
+    /// Timeout of one download, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// A file holding a bearer token sent as `Authorization: Bearer …`.
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+}
+
+fn default_min_delay_ms() -> u64 {
+    10_000
+}
+
+fn default_max_delay_ms() -> u64 {
+    60_000
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
 }
 
 /// Hot reload of bundle files.
@@ -116,6 +155,8 @@ impl Default for Config {
             limits: Limits::default(),
             engine: EngineConfig::default(),
             watch: WatchConfig::default(),
+            remote_bundles: Vec::new(),
+            persist_dir: PathBuf::from(".portcullis/bundles"),
             log: LogConfig::default(),
         }
     }
@@ -295,11 +336,40 @@ impl Config {
             message,
         };
         self.listen_addr()?;
-        if self.bundles.is_empty() {
+        if self.bundles.is_empty() && self.remote_bundles.is_empty() {
             return Err(invalid(
                 "bundles",
-                "at least one bundle directory is needed".into(),
+                "at least one bundle directory or remote bundle is needed".into(),
             ));
+        }
+        for (i, remote) in self.remote_bundles.iter().enumerate() {
+            let key = |field: &str| format!("remote_bundles[{i}].{field}");
+            let name_ok = !remote.name.is_empty()
+                && remote
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !name_ok {
+                return Err(invalid(
+                    &key("name"),
+                    "letters, digits, '-', '_' and '.' only".into(),
+                ));
+            }
+            if !(remote.url.starts_with("http://") || remote.url.starts_with("https://")) {
+                return Err(invalid(
+                    &key("url"),
+                    format!("{:?} is not an http(s) URL", remote.url),
+                ));
+            }
+            if remote.min_delay_ms == 0 || remote.min_delay_ms > remote.max_delay_ms {
+                return Err(invalid(
+                    &key("min_delay_ms"),
+                    "must be greater than 0 and at most max_delay_ms".into(),
+                ));
+            }
+            if remote.timeout_ms == 0 {
+                return Err(invalid(&key("timeout_ms"), "must be greater than 0".into()));
+            }
         }
         if self.limits.max_body_bytes == 0 {
             return Err(invalid(
@@ -418,6 +488,26 @@ mod tests {
             .apply_env(|k| (k == "PORTCULLIS_EVAL_TIMEOUT_MS").then(|| "soon".into()))
             .unwrap_err();
         assert!(err.to_string().contains("limits.eval_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn remote_bundles_are_validated() {
+        let config = Config::from_yaml(
+            "bundles: []\nremote_bundles:\n  - name: platform\n    url: ftp://x/b.tar.gz\n",
+            "c.yaml",
+        )
+        .unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("remote_bundles[0].url"), "{err}");
+        let config = Config::from_yaml(
+            "bundles: []\nremote_bundles:\n  - name: platform\n    url: https://b/x.tar.gz\n",
+            "c.yaml",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.remote_bundles[0].min_delay_ms, 10_000);
+        let err = Config::from_yaml("remote_bundles:\n  - name: p\n", "c.yaml").unwrap_err();
+        assert!(err.to_string().contains("url"), "{err}");
     }
 
     #[test]

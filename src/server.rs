@@ -17,7 +17,7 @@ use crate::api::{self, AppState};
 use crate::config::{Config, ConfigError};
 use crate::engine::{DataPath, EngineOptions};
 use crate::pdp::{DecisionPoint, LoadError};
-use crate::source::{watch_bundles, SourceError, WatchHandle};
+use crate::source::{watch_bundles, RemoteSource, SourceError, WatchHandle};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -28,9 +28,9 @@ pub enum ServerError {
     /// The first bundle load failed.
     #[error("initial bundle load failed: {0}")]
     Load(#[from] LoadError),
-    /// The bundle files could not be watched.
+    /// A bundle source could not start (file watch, bundle server).
     #[error(transparent)]
-    Watch(#[from] SourceError),
+    Source(#[from] SourceError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -52,6 +52,18 @@ pub struct Server {
     state: AppState,
     /// Live while the server is: dropping it stops the file watch.
     watch: Option<WatchHandle>,
+    /// The remote bundle pollers, stopped when the server is dropped.
+    pollers: Vec<PollerHandle>,
+}
+
+/// Aborts a poller task when dropped.
+#[derive(Debug)]
+struct PollerHandle(tokio::task::JoinHandle<()>);
+
+impl Drop for PollerHandle {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Server {
@@ -64,7 +76,16 @@ impl Server {
             eval_timeout: config.eval_timeout(),
             use_vm: config.engine.vm,
         };
-        let bundles = config.bundles.clone();
+        let remotes = config
+            .remote_bundles
+            .iter()
+            .map(|remote| RemoteSource::new(remote, &config.persist_dir).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        for remote in &remotes {
+            remote.prepare().await?;
+        }
+        let mut bundles = config.bundles.clone();
+        bundles.extend(remotes.iter().map(|r| r.path().to_path_buf()));
         let pdp = tokio::task::spawn_blocking(move || DecisionPoint::load(&bundles, options))
             .await
             .map_err(|err| ServerError::Serve(std::io::Error::other(err)))??;
@@ -76,6 +97,7 @@ impl Server {
             limits: Arc::new(config.limits.clone()),
             default_decision: Arc::new(DataPath::parse(&config.default_decision)),
             shutting_down: Arc::new(AtomicBool::new(false)),
+            remotes: Arc::new(remotes),
         };
         // Watching starts before the server is returned, so no change made
         // after bind() can be missed.
@@ -85,10 +107,16 @@ impl Server {
         } else {
             None
         };
+        let pollers = state
+            .remotes
+            .iter()
+            .map(|remote| PollerHandle(remote.clone().spawn(state.pdp.clone())))
+            .collect();
         Ok(Server {
             listener,
             state,
             watch,
+            pollers,
         })
     }
 
@@ -111,6 +139,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let _watch = self.watch;
+        let _pollers = self.pollers;
         let flag = self.state.shutting_down.clone();
         let router = api::router(self.state).layer(CatchPanicLayer::custom(panic_response));
         let listener = self.listener.tap_io(|tcp| {

@@ -11,6 +11,8 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::{json_response, AppState};
+use crate::source::RemoteStatus;
+use std::sync::Arc;
 
 fn rfc3339(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
@@ -65,6 +67,7 @@ struct StatusBody {
     activated_at: Option<String>,
     load_duration_ms: Option<u64>,
     bundles: Vec<BundleStatus>,
+    remote_bundles: Vec<Arc<RemoteStatus>>,
     last_failure: Option<FailureStatus>,
 }
 
@@ -107,6 +110,7 @@ pub async fn status(State(state): State<AppState>) -> Response {
                 location: b.location.clone(),
             })
             .collect(),
+        remote_bundles: state.remotes.iter().map(|r| r.status()).collect(),
         last_failure: state.pdp.last_failure().map(|f| FailureStatus {
             at: rfc3339(f.at),
             message: f.message.clone(),

@@ -33,6 +33,8 @@ pub struct AppState {
     pub default_decision: Arc<DataPath>,
     /// Set once shutdown begins; readiness turns false.
     pub shutting_down: Arc<AtomicBool>,
+    /// Remote bundle sources, for the status API.
+    pub remotes: Arc<Vec<Arc<crate::source::RemoteSource>>>,
 }
 
 /// The decision API router.

@@ -12,21 +12,8 @@ use std::time::Duration;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use super::SourceError;
 use crate::pdp::DecisionPoint;
-
-/// Why watching could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    /// The operating system refused a watch.
-    #[error("cannot watch {path}: {source}")]
-    Watch {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: notify::Error,
-    },
-}
 
 /// Keeps the watch alive; dropping it stops watching and reloading.
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use portcullis::config::Config;
-use portcullis::server::Server;
+use portcullis::server::{Server, ServerError};
 use tokio::sync::oneshot;
 
 /// A running server and how to stop it.
@@ -24,6 +24,15 @@ impl TestServer {
 
     /// Start with a config adjusted by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::try_start_with(adjust)
+            .await
+            .expect("server starts")
+    }
+
+    /// Start with a config adjusted by `adjust`, or say why it did not.
+    pub async fn try_start_with(
+        adjust: impl FnOnce(&mut Config),
+    ) -> Result<TestServer, ServerError> {
         let mut config = Config::default();
         config.server.addr = "127.0.0.1:0".to_string();
         config.bundles = vec![
@@ -32,7 +41,7 @@ impl TestServer {
             repo("tests/fixtures/edge"),
         ];
         adjust(&mut config);
-        let server = Server::bind(&config).await.expect("server starts");
+        let server = Server::bind(&config).await?;
         let base = format!("http://{}", server.local_addr());
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
@@ -43,12 +52,12 @@ impl TestServer {
                 .await
                 .expect("server runs");
         });
-        TestServer {
+        Ok(TestServer {
             base,
             client: reqwest::Client::new(),
             stop: Some(stop),
             handle: Some(handle),
-        }
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
