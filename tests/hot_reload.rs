@@ -94,6 +94,11 @@ async fn a_broken_change_never_replaces_the_good_one() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let (status, _) = server.get("/health").await;
+    assert_eq!(status, 200, "plain health only needs an active snapshot");
+    let (status, body) = server.get("/health?bundles").await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"], json!("the latest bundle load failed"));
     let waited = wait_for(&server, json!(1)).await;
     assert!(
         waited < Duration::from_secs(1),
@@ -106,6 +111,13 @@ async fn a_broken_change_never_replaces_the_good_one() {
     wait_for(&server, json!(1)).await;
     write_bundle(&dir, "r3", "3");
     wait_for(&server, json!(3)).await;
+    assert_eq!(server.get("/health?bundles").await.0, 200);
+    assert_eq!(
+        server.get("/health?bundles&max_age_seconds=3600").await.0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(server.get("/health?bundles&max_age_seconds=0").await.0, 503);
     server.stop().await;
 }
 

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
@@ -37,10 +37,52 @@ fn health_answer(ok: bool, error: &'static str) -> Response {
 }
 
 /// `GET /health`: 200 once a snapshot is active.
-pub async fn health(State(state): State<AppState>) -> Response {
+///
+/// `?bundles` also requires that the latest load attempt succeeded (no
+/// failed reload since the active snapshot, no failing remote bundle), and
+/// `?bundles&max_age_seconds=N` that the active snapshot is at most N
+/// seconds old.
+pub async fn health(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let Some(snapshot) = state.pdp.snapshot() else {
+        return health_answer(false, "no policy bundle is active yet");
+    };
+    let query = query.unwrap_or_default();
+    let mut strict = false;
+    let mut max_age = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "bundles" => strict = !value.eq_ignore_ascii_case("false"),
+            "max_age_seconds" => max_age = value.parse::<u64>().ok(),
+            _ => {}
+        }
+    }
+    if !strict {
+        return health_answer(true, "");
+    }
+    let failed_since = state
+        .pdp
+        .last_failure()
+        .is_some_and(|f| f.at > snapshot.activated_at);
+    if failed_since {
+        return health_answer(false, "the latest bundle load failed");
+    }
+    if state
+        .remotes
+        .iter()
+        .any(|r| r.status().last_error.is_some())
+    {
+        return health_answer(false, "a remote bundle is failing");
+    }
+    let too_old = max_age.is_some_and(|max| {
+        snapshot
+            .activated_at
+            .elapsed()
+            .is_ok_and(|age| age.as_secs() > max)
+    });
     health_answer(
-        state.pdp.snapshot().is_some(),
-        "no policy bundle is active yet",
+        !too_old,
+        "the active bundles are older than max_age_seconds",
     )
 }
 
