@@ -55,6 +55,16 @@ pub struct BuildArgs {
     /// The revision to write into the manifest (default: the first bundle's).
     #[arg(long)]
     pub revision: Option<String>,
+    /// Sign the bundle with this key: a PEM private key file, or the secret
+    /// itself for HS256.
+    #[arg(long, value_name = "FILE|SECRET")]
+    pub signing_key: Option<String>,
+    /// The signing algorithm: RS256, RS384, RS512, PS256, ES256, ES384, HS256.
+    #[arg(long, value_name = "ALG", default_value = "RS256")]
+    pub signing_alg: String,
+    /// The key id written into the signature.
+    #[arg(long, value_name = "ID", default_value = "default")]
+    pub signing_keyid: String,
 }
 
 /// `portcullis serve`.

@@ -31,6 +31,9 @@ pub struct Config {
     /// Where the last activated remote bundles are kept, for starts while
     /// the bundle server is unreachable.
     pub persist_dir: PathBuf,
+    /// When set, every bundle (local and remote) must be signed with one of
+    /// these keys.
+    pub verification: Option<crate::bundle::signing::VerificationSettings>,
     /// Logging.
     pub log: LogConfig,
 }
@@ -157,6 +160,7 @@ impl Default for Config {
             watch: WatchConfig::default(),
             remote_bundles: Vec::new(),
             persist_dir: PathBuf::from(".portcullis/bundles"),
+            verification: None,
             log: LogConfig::default(),
         }
     }

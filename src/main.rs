@@ -18,7 +18,7 @@ use portcullis::engine::{DataPath, EngineOptions, Value};
 
 /// The rule `portcullis check` evaluates for data consistency errors.
 const DATA_CHECK_PATH: &str = "data.system.check.errors";
-use portcullis::pdp::{build_policy_set, Tests};
+use portcullis::pdp::{build_policy_set, LoadOptions};
 use portcullis::server::{shutdown_signal, Server};
 
 fn main() -> ExitCode {
@@ -100,7 +100,11 @@ fn read_input(path: &Path) -> anyhow::Result<Value> {
 }
 
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let (policies, _) = build_policy_set(&args.bundles, &EngineOptions::default(), Tests::Include)?;
+    let (policies, _) = build_policy_set(
+        &args.bundles,
+        &EngineOptions::default(),
+        &LoadOptions::tools(),
+    )?;
     let input = args.input.as_deref().map(read_input).transpose()?;
     let results = policies.query(&args.query, input)?;
     let mut out = std::io::stdout().lock();
@@ -137,18 +141,39 @@ fn bundle_build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         std::slice::from_ref(&combined),
         EngineOptions::default(),
     )?;
-    bundle::write_tarball(&combined, &args.output)?;
+    let signing_key = match (&args.signing_key, &args.signing_alg) {
+        (Some(key), alg) => {
+            let is_file = std::path::Path::new(key).is_file();
+            Some(bundle::signing::KeyConfig {
+                id: args.signing_keyid.clone(),
+                algorithm: alg.clone(),
+                key: (!is_file).then(|| key.clone()),
+                key_file: is_file.then(|| key.into()),
+            })
+        }
+        (None, _) => None,
+    };
+    bundle::write_tarball(&combined, &args.output, signing_key.as_ref())?;
     println!(
-        "wrote {} (revision {:?}, {} module(s))",
+        "wrote {} (revision {:?}, {} module(s){})",
         args.output.display(),
         combined.manifest.revision,
-        combined.policies.len()
+        combined.policies.len(),
+        if signing_key.is_some() {
+            ", signed"
+        } else {
+            ""
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    match build_policy_set(&args.bundles, &EngineOptions::default(), Tests::Include) {
+    match build_policy_set(
+        &args.bundles,
+        &EngineOptions::default(),
+        &LoadOptions::tools(),
+    ) {
         Ok((policies, bundles)) => {
             let data_errors = match policies.evaluate(&DataPath::from_dotted(DATA_CHECK_PATH), None)
             {
@@ -184,7 +209,11 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let coverage = args.coverage || args.threshold.is_some();
-    let (policies, _) = build_policy_set(&args.bundles, &EngineOptions::default(), Tests::Include)?;
+    let (policies, _) = build_policy_set(
+        &args.bundles,
+        &EngineOptions::default(),
+        &LoadOptions::tools(),
+    )?;
     let report = testing::run_tests(&policies, args.run.as_deref(), coverage)?;
     let mut out = std::io::stdout().lock();
     let mut current_file = "";

@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
 
-use crate::bundle::{self, Bundle, BundleError};
+use crate::bundle::{self, Bundle, BundleError, Verifier};
 use crate::engine::{
     CompileError, DataPath, EngineOptions, EvalError, PolicyError, PolicySet, Value,
 };
@@ -115,6 +115,7 @@ pub struct DecisionPoint {
     last_failure: ArcSwapOption<LoadFailure>,
     sources: Vec<PathBuf>,
     options: EngineOptions,
+    load: LoadOptions,
     generation: AtomicU64,
 }
 
@@ -127,19 +128,47 @@ pub enum Tests {
     Exclude,
 }
 
-/// Read and compile bundle directories without activating anything.
+/// How bundles are read: with or without their tests, verified or not.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Whether `*_test.rego` files are compiled.
+    pub tests: Tests,
+    /// When set, every bundle must carry a signature these keys verify.
+    pub verifier: Option<Arc<Verifier>>,
+}
+
+impl LoadOptions {
+    /// What the CLI tools use: tests included, no verification.
+    pub fn tools() -> LoadOptions {
+        LoadOptions {
+            tests: Tests::Include,
+            verifier: None,
+        }
+    }
+
+    /// What serving uses: tests left out, verified when `verifier` is set.
+    pub fn serving(verifier: Option<Arc<Verifier>>) -> LoadOptions {
+        LoadOptions {
+            tests: Tests::Exclude,
+            verifier,
+        }
+    }
+}
+
+/// Read and compile bundles without activating anything.
 pub fn build_policy_set(
     dirs: &[PathBuf],
     options: &EngineOptions,
-    tests: Tests,
+    load: &LoadOptions,
 ) -> Result<(PolicySet, Vec<Bundle>), LoadError> {
     if dirs.is_empty() {
         return Err(LoadError::NoBundles);
     }
+    let tests = load.tests;
     let bundles = dirs
         .iter()
         .map(|dir| {
-            bundle::load(dir).map(|b| match tests {
+            bundle::load_verified(dir, load.verifier.as_deref()).map(|b| match tests {
                 Tests::Include => b,
                 Tests::Exclude => b.without_tests(),
             })
@@ -158,8 +187,15 @@ impl DecisionPoint {
             last_failure: ArcSwapOption::empty(),
             sources,
             options,
+            load: LoadOptions::serving(None),
             generation: AtomicU64::new(0),
         }
+    }
+
+    /// Require every bundle to verify with `verifier`.
+    pub fn with_verifier(mut self, verifier: Option<Arc<Verifier>>) -> DecisionPoint {
+        self.load.verifier = verifier;
+        self
     }
 
     /// Build a decision point and activate its bundles, failing when they do
@@ -174,7 +210,7 @@ impl DecisionPoint {
     /// snapshot stays and the failure is recorded.
     pub fn reload(&self) -> Result<Arc<Snapshot>, LoadError> {
         let started = Instant::now();
-        match build_policy_set(&self.sources, &self.options, Tests::Exclude) {
+        match build_policy_set(&self.sources, &self.options, &self.load) {
             Ok((policies, bundles)) => {
                 let snapshot = Arc::new(Snapshot {
                     generation: self.generation.fetch_add(1, Ordering::SeqCst) + 1,
@@ -314,7 +350,7 @@ test_v if v == 1
         let served = pdp.snapshot().unwrap();
         assert_eq!(served.policies.modules().len(), 1);
         let (with_tests, _) =
-            build_policy_set(&dirs, &EngineOptions::default(), Tests::Include).unwrap();
+            build_policy_set(&dirs, &EngineOptions::default(), &LoadOptions::tools()).unwrap();
         assert_eq!(with_tests.modules().len(), 2);
     }
 

@@ -14,6 +14,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::api::error::{code, ApiError};
 use crate::api::{self, AppState};
+use crate::bundle::Verifier;
 use crate::config::{Config, ConfigError};
 use crate::engine::{DataPath, EngineOptions};
 use crate::pdp::{DecisionPoint, LoadError};
@@ -76,19 +77,33 @@ impl Server {
             eval_timeout: config.eval_timeout(),
             use_vm: config.engine.vm,
         };
+        let verifier = match &config.verification {
+            Some(settings) => Some(Arc::new(Verifier::new(settings).map_err(|err| {
+                ConfigError::Invalid {
+                    key: "verification".into(),
+                    message: err.to_string(),
+                }
+            })?)),
+            None => None,
+        };
         let remotes = config
             .remote_bundles
             .iter()
-            .map(|remote| RemoteSource::new(remote, &config.persist_dir).map(Arc::new))
+            .map(|remote| {
+                RemoteSource::new(remote, &config.persist_dir, verifier.clone()).map(Arc::new)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         for remote in &remotes {
             remote.prepare().await?;
         }
         let mut bundles = config.bundles.clone();
         bundles.extend(remotes.iter().map(|r| r.path().to_path_buf()));
-        let pdp = tokio::task::spawn_blocking(move || DecisionPoint::load(&bundles, options))
-            .await
-            .map_err(|err| ServerError::Serve(std::io::Error::other(err)))??;
+        let pdp = tokio::task::spawn_blocking(move || {
+            let pdp = DecisionPoint::new(bundles, options).with_verifier(verifier);
+            pdp.reload().map(|_| pdp)
+        })
+        .await
+        .map_err(|err| ServerError::Serve(std::io::Error::other(err)))??;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;

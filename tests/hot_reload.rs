@@ -153,7 +153,7 @@ async fn an_archive_replaced_by_rename_goes_live() {
         let src = tmp.path().join(format!("src-{revision}"));
         write_bundle(&src, revision, value);
         let bundle = portcullis::bundle::load(&src).unwrap();
-        portcullis::bundle::write_tarball(&bundle, out).unwrap();
+        portcullis::bundle::write_tarball(&bundle, out, None).unwrap();
     };
     let archive = tmp.path().join("hot.tar.gz");
     build("a1", "1", &archive);

@@ -69,7 +69,7 @@ impl BundleServer {
         std::fs::write(src.join("hot.rego"), rego).unwrap();
         let out = tmp.path().join("hot.tar.gz");
         let bundle = portcullis::bundle::load(&src).unwrap();
-        portcullis::bundle::write_tarball(&bundle, &out).unwrap();
+        portcullis::bundle::write_tarball(&bundle, &out, None).unwrap();
         *self.archive.lock().unwrap() = (std::fs::read(out).unwrap(), format!("\"{revision}\""));
     }
 

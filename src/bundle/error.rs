@@ -25,6 +25,15 @@ pub enum BundleError {
         /// What is wrong with it.
         message: String,
     },
+    /// The bundle's signature does not verify.
+    #[error("{bundle}: {source}")]
+    Signature {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Which check failed, for which file.
+        #[source]
+        source: super::signing::SignatureError,
+    },
     /// A bundle path that is not a directory.
     #[error("{path} is not a directory")]
     NotADirectory {
@@ -91,6 +100,7 @@ impl BundleError {
             BundleError::Io { path, .. }
             | BundleError::NotADirectory { path }
             | BundleError::Archive { path, .. }
+            | BundleError::Signature { bundle: path, .. }
             | BundleError::OutsideRoots { file: path, .. }
             | BundleError::DataConflict { file: path, .. } => {
                 Some(Location::new(path.display().to_string(), 0, 0))

@@ -13,6 +13,7 @@ mod data;
 mod error;
 mod manifest;
 mod roots;
+pub mod signing;
 mod tarball;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub use data::merge_at;
 pub use error::BundleError;
 pub use manifest::{Manifest, RegoVersion};
 pub use roots::{check_disjoint_roots, within_roots, Root};
+pub use signing::Verifier;
 pub use tarball::write_tarball;
 
 /// One `.rego` file of a bundle.
@@ -129,14 +131,20 @@ pub(crate) struct RawFile {
 
 /// Read a bundle from a directory or a `.tar.gz` file, by what `path` is.
 pub fn load(path: &Path) -> Result<Bundle, BundleError> {
+    load_verified(path, None)
+}
+
+/// Read a bundle and, when `verifier` is given, refuse it unless its
+/// `.signatures.json` verifies every file.
+pub fn load_verified(path: &Path, verifier: Option<&Verifier>) -> Result<Bundle, BundleError> {
     let meta = std::fs::metadata(path).map_err(|source| BundleError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     if meta.is_dir() {
-        load_dir(path)
+        load_dir_verified(path, verifier)
     } else {
-        tarball::load_tarball(path)
+        tarball::load_tarball(path, verifier)
     }
 }
 
@@ -147,6 +155,10 @@ pub fn load(path: &Path) -> Result<Bundle, BundleError> {
 /// whose `..data` link the walk does not follow as hidden); files other than
 /// `.manifest`, `*.rego` and data files are ignored.
 pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
+    load_dir_verified(dir, None)
+}
+
+fn load_dir_verified(dir: &Path, verifier: Option<&Verifier>) -> Result<Bundle, BundleError> {
     let meta = std::fs::metadata(dir).map_err(|source| BundleError::Io {
         path: dir.to_path_buf(),
         source,
@@ -177,12 +189,15 @@ pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
             text: read_text(entry.path())?,
         });
     }
-    assemble(bundle_name(dir), dir, files)
+    assemble(bundle_name(dir), dir, files, verifier)
 }
 
 /// Whether a file name is one a bundle is made of.
 pub(crate) fn is_bundle_file(name: &str) -> bool {
-    name == ".manifest" || name.ends_with(".rego") || DATA_FILES.contains(&name)
+    name == ".manifest"
+        || name == signing::SIGNATURES_FILE
+        || name.ends_with(".rego")
+        || DATA_FILES.contains(&name)
 }
 
 /// Interpret a bundle's files: manifest, policies, data merged by directory,
@@ -191,8 +206,21 @@ pub(crate) fn assemble(
     name: String,
     location: &Path,
     mut files: Vec<RawFile>,
+    verifier: Option<&Verifier>,
 ) -> Result<Bundle, BundleError> {
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some(verifier) = verifier {
+        let contents = files
+            .iter()
+            .map(|f| (f.path.clone(), f.text.as_bytes().to_vec()))
+            .collect();
+        verifier
+            .verify(&contents)
+            .map_err(|source| BundleError::Signature {
+                bundle: location.to_path_buf(),
+                source,
+            })?;
+    }
     let file_path = |rel: &str| location.join(rel);
     let manifest = match files.iter().find(|f| f.path == ".manifest") {
         Some(file) => Manifest::parse(&file.text, &file_path(&file.path))?,

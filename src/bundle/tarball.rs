@@ -9,13 +9,14 @@ use std::path::Path;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
-use super::{assemble, is_bundle_file, Bundle, BundleError, RawFile};
+use super::signing::{self, KeyConfig, SIGNATURES_FILE};
+use super::{assemble, is_bundle_file, Bundle, BundleError, RawFile, Verifier};
 
 /// The largest uncompressed bundle read, in bytes (all members together).
 pub const MAX_UNCOMPRESSED_BYTES: u64 = 1 << 30;
 
 /// Read a bundle from a `.tar.gz` file.
-pub fn load_tarball(path: &Path) -> Result<Bundle, BundleError> {
+pub fn load_tarball(path: &Path, verifier: Option<&Verifier>) -> Result<Bundle, BundleError> {
     let file = std::fs::File::open(path).map_err(|source| BundleError::Io {
         path: path.to_path_buf(),
         source,
@@ -58,7 +59,7 @@ pub fn load_tarball(path: &Path) -> Result<Bundle, BundleError> {
         })?;
         files.push(RawFile { path: member, text });
     }
-    assemble(tarball_name(path), path, files)
+    assemble(tarball_name(path), path, files, verifier)
 }
 
 /// A member path without its leading `/` or `./`; `None` if it climbs out
@@ -85,25 +86,40 @@ fn tarball_name(path: &Path) -> String {
         .to_string()
 }
 
-/// Write `bundle` as an OPA bundle archive to `out`.
-pub fn write_tarball(bundle: &Bundle, out: &Path) -> Result<(), BundleError> {
+/// Write `bundle` as an OPA bundle archive to `out`, signed with
+/// `signing_key` when one is given.
+pub fn write_tarball(
+    bundle: &Bundle,
+    out: &Path,
+    signing_key: Option<&KeyConfig>,
+) -> Result<(), BundleError> {
     let io_error = |source: std::io::Error| BundleError::Io {
         path: out.to_path_buf(),
         source,
     };
+    let mut members = std::collections::BTreeMap::new();
+    members.insert(
+        ".manifest".to_string(),
+        serde_json::to_vec(&bundle.manifest).map_err(|e| io_error(e.into()))?,
+    );
+    members.insert(
+        "data.json".to_string(),
+        serde_json::to_vec(&bundle.data).map_err(|e| io_error(e.into()))?,
+    );
+    for policy in &bundle.policies {
+        members.insert(policy.path.clone(), policy.source.as_bytes().to_vec());
+    }
+    if let Some(key) = signing_key {
+        let signatures = signing::sign(&members, key).map_err(|source| BundleError::Signature {
+            bundle: out.to_path_buf(),
+            source,
+        })?;
+        members.insert(SIGNATURES_FILE.to_string(), signatures);
+    }
     let file = std::fs::File::create(out).map_err(io_error)?;
     let mut builder = tar::Builder::new(GzEncoder::new(file, flate2::Compression::default()));
-    let manifest = serde_json::to_vec(&bundle.manifest).map_err(|e| io_error(e.into()))?;
-    append(&mut builder, "/.manifest", &manifest).map_err(io_error)?;
-    let data = serde_json::to_vec(&bundle.data).map_err(|e| io_error(e.into()))?;
-    append(&mut builder, "/data.json", &data).map_err(io_error)?;
-    for policy in &bundle.policies {
-        append(
-            &mut builder,
-            &format!("/{}", policy.path),
-            policy.source.as_bytes(),
-        )
-        .map_err(io_error)?;
+    for (name, bytes) in &members {
+        append(&mut builder, &format!("/{name}"), bytes).map_err(io_error)?;
     }
     let encoder = builder.into_inner().map_err(io_error)?;
     encoder.finish().map_err(io_error)?;
@@ -157,7 +173,7 @@ mod tests {
         let original = bundle::load_dir(&root.join("policies")).unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("policies.tar.gz");
-        write_tarball(&original, &out).unwrap();
+        write_tarball(&original, &out, None).unwrap();
         let read = bundle::load(&out).unwrap();
         assert_eq!(read.name, "policies");
         assert_eq!(read.manifest.revision, original.manifest.revision);
@@ -188,7 +204,7 @@ mod tests {
         let original = bundle::load_dir(&root.join("policies")).unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("p.tar.gz");
-        write_tarball(&original, &out).unwrap();
+        write_tarball(&original, &out, None).unwrap();
         let bytes = std::fs::read(&out).unwrap();
         std::fs::write(&out, &bytes[..bytes.len() / 2]).unwrap();
         assert!(bundle::load(&out).is_err());

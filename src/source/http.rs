@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use super::SourceError;
-use crate::bundle;
+use crate::bundle::{self, Verifier};
 use crate::config::RemoteBundleConfig;
 use crate::pdp::DecisionPoint;
 
@@ -42,6 +42,7 @@ pub struct RemoteStatus {
 #[derive(Debug)]
 pub struct RemoteSource {
     config: RemoteBundleConfig,
+    verifier: Option<Arc<Verifier>>,
     path: PathBuf,
     client: reqwest::Client,
     token: Option<String>,
@@ -65,6 +66,7 @@ impl RemoteSource {
     pub fn new(
         config: &RemoteBundleConfig,
         persist_dir: &Path,
+        verifier: Option<Arc<Verifier>>,
     ) -> Result<RemoteSource, SourceError> {
         let token = match &config.bearer_token_file {
             Some(file) => Some(
@@ -97,6 +99,7 @@ impl RemoteSource {
                 ..RemoteStatus::default()
             }),
             config: config.clone(),
+            verifier,
             client,
             token,
         })
@@ -194,7 +197,7 @@ impl RemoteSource {
         let staged = self.path.with_extension("download.tar.gz");
         std::fs::write(&staged, bytes)
             .map_err(|err| format!("cannot write {}: {err}", staged.display()))?;
-        if let Err(err) = bundle::load(&staged) {
+        if let Err(err) = bundle::load_verified(&staged, self.verifier.as_deref()) {
             let _ = std::fs::remove_file(&staged);
             return Err(format!("downloaded bundle is invalid: {err}"));
         }
