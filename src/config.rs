@@ -31,6 +31,8 @@ pub struct Config {
     /// Where the last activated remote bundles are kept, for starts while
     /// the bundle server is unreachable.
     pub persist_dir: PathBuf,
+    /// Run each new revision's own `test_*` rules before activating it.
+    pub self_test: bool,
     /// When set, every bundle (local and remote) must be signed with one of
     /// these keys.
     pub verification: Option<crate::bundle::signing::VerificationSettings>,
@@ -160,6 +162,7 @@ impl Default for Config {
             watch: WatchConfig::default(),
             remote_bundles: Vec::new(),
             persist_dir: PathBuf::from(".portcullis/bundles"),
+            self_test: false,
             verification: None,
             log: LogConfig::default(),
         }

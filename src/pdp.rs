@@ -67,13 +67,21 @@ pub enum LoadError {
     /// The policies did not compile.
     #[error(transparent)]
     Compile(#[from] CompileError),
+    /// The bundles' own tests failed.
+    #[error("self-test failed: {} test(s) failed ({}), {passed} passed", .failed.len(), .failed.join(", "))]
+    SelfTest {
+        /// How many passed.
+        passed: usize,
+        /// The failing tests' paths.
+        failed: Vec<String>,
+    },
 }
 
 impl LoadError {
     /// Every problem as a positioned error.
     pub fn errors(&self) -> Vec<PolicyError> {
         match self {
-            LoadError::NoBundles => vec![PolicyError {
+            LoadError::NoBundles | LoadError::SelfTest { .. } => vec![PolicyError {
                 message: self.to_string(),
                 location: None,
             }],
@@ -135,6 +143,8 @@ pub struct LoadOptions {
     pub tests: Tests,
     /// When set, every bundle must carry a signature these keys verify.
     pub verifier: Option<Arc<Verifier>>,
+    /// Run the bundles' own `test_*` rules before activating them.
+    pub self_test: bool,
 }
 
 impl LoadOptions {
@@ -143,6 +153,7 @@ impl LoadOptions {
         LoadOptions {
             tests: Tests::Include,
             verifier: None,
+            self_test: false,
         }
     }
 
@@ -151,6 +162,7 @@ impl LoadOptions {
         LoadOptions {
             tests: Tests::Exclude,
             verifier,
+            self_test: false,
         }
     }
 }
@@ -164,19 +176,41 @@ pub fn build_policy_set(
     if dirs.is_empty() {
         return Err(LoadError::NoBundles);
     }
-    let tests = load.tests;
     let bundles = dirs
         .iter()
-        .map(|dir| {
-            bundle::load_verified(dir, load.verifier.as_deref()).map(|b| match tests {
-                Tests::Include => b,
-                Tests::Exclude => b.without_tests(),
-            })
-        })
+        .map(|dir| bundle::load_verified(dir, load.verifier.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
     bundle::check_disjoint_roots(&bundles)?;
+    if load.self_test {
+        self_test(&bundles, options)?;
+    }
+    let bundles = match load.tests {
+        Tests::Include => bundles,
+        Tests::Exclude => bundles.into_iter().map(Bundle::without_tests).collect(),
+    };
     let policies = PolicySet::compile(&bundles, options.clone())?;
     Ok((policies, bundles))
+}
+
+/// Run the bundles' own `test_*` rules; any failure refuses the activation.
+fn self_test(bundles: &[Bundle], options: &EngineOptions) -> Result<(), LoadError> {
+    let with_tests = PolicySet::compile(bundles, options.clone())?;
+    let report = crate::engine::testing::run_tests(&with_tests, None, false)
+        .map_err(|err| LoadError::Compile(CompileError::Policies(vec![err])))?;
+    let failed: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| r.outcome != crate::engine::testing::Outcome::Pass)
+        .map(|r| r.name.clone())
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError::SelfTest {
+            passed: report.passed(),
+            failed,
+        })
+    }
 }
 
 impl DecisionPoint {
@@ -195,6 +229,12 @@ impl DecisionPoint {
     /// Require every bundle to verify with `verifier`.
     pub fn with_verifier(mut self, verifier: Option<Arc<Verifier>>) -> DecisionPoint {
         self.load.verifier = verifier;
+        self
+    }
+
+    /// Run each new revision's own Rego unit tests before activating it.
+    pub fn with_self_test(mut self, self_test: bool) -> DecisionPoint {
+        self.load.self_test = self_test;
         self
     }
 
@@ -352,6 +392,27 @@ test_v if v == 1
         let (with_tests, _) =
             build_policy_set(&dirs, &EngineOptions::default(), &LoadOptions::tools()).unwrap();
         assert_eq!(with_tests.modules().len(), 2);
+    }
+
+    #[test]
+    fn self_test_refuses_a_revision_whose_own_tests_fail() {
+        let tmp = tempfile::tempdir().unwrap();
+        bundle_dir(tmp.path(), "r1", 1);
+        fs::write(
+            tmp.path().join("p_test.rego"),
+            "package p\ntest_v if v == 1\n",
+        )
+        .unwrap();
+        let dirs = vec![tmp.path().to_path_buf()];
+        let pdp = DecisionPoint::new(dirs, EngineOptions::default()).with_self_test(true);
+        pdp.reload().expect("its tests pass");
+        bundle_dir(tmp.path(), "r2", 2);
+        let err = pdp.reload().unwrap_err();
+        assert!(matches!(err, LoadError::SelfTest { .. }), "{err}");
+        assert!(err.to_string().contains("data.p.test_v"), "{err}");
+        let served = pdp.snapshot().unwrap();
+        assert_eq!(served.bundles[0].revision, "r1");
+        assert_eq!(served.policies.modules().len(), 1, "tests are not served");
     }
 
     #[test]

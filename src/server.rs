@@ -96,10 +96,13 @@ impl Server {
         for remote in &remotes {
             remote.prepare().await?;
         }
+        let self_test = config.self_test;
         let mut bundles = config.bundles.clone();
         bundles.extend(remotes.iter().map(|r| r.path().to_path_buf()));
         let pdp = tokio::task::spawn_blocking(move || {
-            let pdp = DecisionPoint::new(bundles, options).with_verifier(verifier);
+            let pdp = DecisionPoint::new(bundles, options)
+                .with_verifier(verifier)
+                .with_self_test(self_test);
             pdp.reload().map(|_| pdp)
         })
         .await
