@@ -33,11 +33,59 @@ pub struct Config {
     pub persist_dir: PathBuf,
     /// Run each new revision's own `test_*` rules before activating it.
     pub self_test: bool,
+    /// The Kubernetes admission webhook listener (HTTPS only).
+    pub admission: AdmissionConfig,
     /// When set, every bundle (local and remote) must be signed with one of
     /// these keys.
     pub verification: Option<crate::bundle::signing::VerificationSettings>,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// The admission webhook listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdmissionConfig {
+    /// Serve `POST /v1/admit` (needs `cert_file` and `key_file`).
+    pub enabled: bool,
+    /// The HTTPS listen address (in a cluster: `0.0.0.0:8443`).
+    pub addr: String,
+    /// PEM certificate chain, reloaded when it changes.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key, reloaded when it changes.
+    pub key_file: Option<PathBuf>,
+    /// Namespaces whose requests are allowed without evaluation.
+    pub exempt_namespaces: Vec<String>,
+    /// Kinds the admission policies check; requests for other kinds are
+    /// allowed without evaluation.
+    pub kinds: Vec<String>,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            enabled: false,
+            addr: "127.0.0.1:8443".into(),
+            cert_file: None,
+            key_file: None,
+            exempt_namespaces: vec!["kube-system".into(), "portcullis".into()],
+            kinds: [
+                "Pod",
+                "Deployment",
+                "StatefulSet",
+                "DaemonSet",
+                "ReplicaSet",
+                "Job",
+                "CronJob",
+                "Service",
+                "Ingress",
+                "NetworkPolicy",
+                "Namespace",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
 }
 
 /// One bundle on an HTTP(S) bundle server.
@@ -163,6 +211,7 @@ impl Default for Config {
             remote_bundles: Vec::new(),
             persist_dir: PathBuf::from(".portcullis/bundles"),
             self_test: false,
+            admission: AdmissionConfig::default(),
             verification: None,
             log: LogConfig::default(),
         }
@@ -349,6 +398,15 @@ impl Config {
                 "at least one bundle directory or remote bundle is needed".into(),
             ));
         }
+        if self.admission.enabled {
+            self.admission_addr()?;
+            if self.admission.cert_file.is_none() || self.admission.key_file.is_none() {
+                return Err(invalid(
+                    "admission.cert_file",
+                    "the admission listener is HTTPS only: set cert_file and key_file".into(),
+                ));
+            }
+        }
         for (i, remote) in self.remote_bundles.iter().enumerate() {
             let key = |field: &str| format!("remote_bundles[{i}].{field}");
             let name_ok = !remote.name.is_empty()
@@ -421,6 +479,17 @@ impl Config {
             .map_err(|err| ConfigError::Invalid {
                 key: "server.addr".to_string(),
                 message: format!("{:?} is not a socket address: {err}", self.server.addr),
+            })
+    }
+
+    /// The parsed admission listen address.
+    pub fn admission_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.admission
+            .addr
+            .parse()
+            .map_err(|err| ConfigError::Invalid {
+                key: "admission.addr".to_string(),
+                message: format!("{:?} is not a socket address: {err}", self.admission.addr),
             })
     }
 

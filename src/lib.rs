@@ -14,6 +14,7 @@
 //!   error-to-status mapping.
 //! - [`config`]: configuration from a YAML file, environment and flags.
 //! - [`source`]: watching bundle files and reloading on change.
+//! - [`tls`]: rustls for the admission listener, with certificate hot reload.
 //! - [`server`]: the composition root: bind, load, serve, drain.
 //! - [`location`]: file/row/column positions shared by every error.
 //!
@@ -39,3 +40,4 @@ pub mod location;
 pub mod pdp;
 pub mod server;
 pub mod source;
+pub mod tls;

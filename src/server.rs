@@ -19,6 +19,8 @@ use crate::config::{Config, ConfigError};
 use crate::engine::{DataPath, EngineOptions};
 use crate::pdp::{DecisionPoint, LoadError};
 use crate::source::{watch_bundles, RemoteSource, SourceError, WatchHandle};
+use crate::tls::{server_config, watch_certs, CertStore, CertWatch, TlsError, TlsListener};
+use std::path::Path;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,9 @@ pub enum ServerError {
     /// A bundle source could not start (file watch, bundle server).
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The admission listener's TLS could not be set up.
+    #[error("admission listener: {0}")]
+    Tls(#[from] TlsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -55,6 +60,8 @@ pub struct Server {
     watch: Option<WatchHandle>,
     /// The remote bundle pollers, stopped when the server is dropped.
     pollers: Vec<PollerHandle>,
+    /// The admission HTTPS listener and its certificate watch, if enabled.
+    admission: Option<(TlsListener, CertWatch)>,
 }
 
 /// Aborts a poller task when dropped.
@@ -116,6 +123,30 @@ impl Server {
             default_decision: Arc::new(DataPath::parse(&config.default_decision)),
             shutting_down: Arc::new(AtomicBool::new(false)),
             remotes: Arc::new(remotes),
+            admission: config.admission.enabled.then(|| {
+                crate::api::admission::settings(
+                    &config.admission.kinds,
+                    &config.admission.exempt_namespaces,
+                )
+            }),
+        };
+        let admission = if config.admission.enabled {
+            let cert = config
+                .admission
+                .cert_file
+                .as_deref()
+                .unwrap_or(Path::new(""));
+            let key = config
+                .admission
+                .key_file
+                .as_deref()
+                .unwrap_or(Path::new(""));
+            let store = CertStore::load(cert, key)?;
+            let listener =
+                TlsListener::bind(config.admission_addr()?, server_config(store.clone())).await?;
+            Some((listener, watch_certs(store)?))
+        } else {
+            None
         };
         // Watching starts before the server is returned, so no change made
         // after bind() can be missed.
@@ -135,6 +166,7 @@ impl Server {
             state,
             watch,
             pollers,
+            admission,
         })
     }
 
@@ -143,6 +175,13 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound TCP listener has a local address")
+    }
+
+    /// The admission listener's address, when it is enabled.
+    pub fn admission_addr(&self) -> Option<SocketAddr> {
+        self.admission.as_ref().map(|(listener, _)| {
+            axum::serve::Listener::local_addr(listener).expect("a bound listener has an address")
+        })
     }
 
     /// The shared state (the decision point, limits).
@@ -159,20 +198,39 @@ impl Server {
         let _watch = self.watch;
         let _pollers = self.pollers;
         let flag = self.state.shutting_down.clone();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let admission = self.admission.map(|(listener, cert_watch)| {
+            let router = api::admission::router(self.state.clone())
+                .layer(CatchPanicLayer::custom(panic_response));
+            let serve = axum::serve(listener, router).with_graceful_shutdown(stopped());
+            (serve, cert_watch)
+        });
         let router = api::router(self.state).layer(CatchPanicLayer::custom(panic_response));
         let listener = self.listener.tap_io(|tcp| {
             if let Err(err) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %err, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                flag.store(true, Ordering::SeqCst);
-                tracing::info!("shutdown requested; draining in-flight requests");
-            })
-            .await
-            .map_err(ServerError::Serve)
+        let api = axum::serve(listener, router).with_graceful_shutdown(stopped());
+        tokio::spawn(async move {
+            shutdown.await;
+            flag.store(true, Ordering::SeqCst);
+            tracing::info!("shutdown requested; draining in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+        match admission {
+            Some((admission, _cert_watch)) => {
+                let (api, admission) = tokio::join!(api, admission);
+                api.and(admission).map_err(ServerError::Serve)
+            }
+            None => api.await.map_err(ServerError::Serve),
+        }
     }
 }
 

@@ -66,6 +66,7 @@ async fn not_ready_until_a_bundle_is_active() {
         default_decision: Arc::new(DataPath::parse("system/main")),
         shutting_down: Arc::new(AtomicBool::new(false)),
         remotes: Arc::new(Vec::new()),
+        admission: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -2,6 +2,7 @@
 //! policy list, health and status. Handlers only read snapshots; they never
 //! take a lock. Every failure goes through [`error::ApiError`].
 
+pub mod admission;
 mod batch;
 pub mod body;
 mod data;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub shutting_down: Arc<AtomicBool>,
     /// Remote bundle sources, for the status API.
     pub remotes: Arc<Vec<Arc<crate::source::RemoteSource>>>,
+    /// The admission endpoint's settings, when it is enabled.
+    pub admission: Option<Arc<admission::AdmissionSettings>>,
 }
 
 /// The decision API router.

@@ -11,6 +11,8 @@ use tokio::sync::oneshot;
 /// A running server and how to stop it.
 pub struct TestServer {
     pub base: String,
+    /// `https://127.0.0.1:PORT` of the admission listener, when enabled.
+    pub admission_base: Option<String>,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
@@ -43,6 +45,9 @@ impl TestServer {
         adjust(&mut config);
         let server = Server::bind(&config).await?;
         let base = format!("http://{}", server.local_addr());
+        let admission_base = server
+            .admission_addr()
+            .map(|addr| format!("https://{addr}"));
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             server
@@ -54,6 +59,7 @@ impl TestServer {
         });
         Ok(TestServer {
             base,
+            admission_base,
             client: reqwest::Client::new(),
             stop: Some(stop),
             handle: Some(handle),

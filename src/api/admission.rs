@@ -1,0 +1,231 @@
+//! `POST /v1/admit`: Kubernetes AdmissionReview (`admission.k8s.io/v1`, and
+//! `v1beta1` answered in kind) evaluated against `data.admission`.
+//!
+//! Requests for kinds no policy checks, and requests in exempt namespaces,
+//! are allowed at once: no Rego is evaluated and the object is never
+//! converted (leases, events and node status updates are most of an API
+//! server's writes). Everything else is evaluated once against
+//! `data.admission.decision`; denials answer 403 with every message, warnings
+//! ride along allowed responses, and the decision id and revisions go into
+//! `auditAnnotations`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use super::body::{parse_json, read_limited};
+use super::data::active_snapshot;
+use super::error::ApiError;
+use super::{json_response, new_decision_id, AppState};
+use crate::engine::{DataPath, Value};
+use crate::pdp;
+
+/// Kubernetes caps each warning at 120 characters.
+const MAX_WARNING_CHARS: usize = 120;
+
+/// What decides which requests are evaluated.
+#[derive(Debug, Clone)]
+pub struct AdmissionSettings {
+    /// Kinds some policy checks; others are allowed without evaluation.
+    pub kinds: HashSet<String>,
+    /// Namespaces never checked.
+    pub exempt_namespaces: HashSet<String>,
+    /// The document evaluated: `{"allowed", "deny", "warn"}`.
+    pub decision: DataPath,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewResponse {
+    api_version: String,
+    kind: &'static str,
+    response: AdmissionResponse,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AdmissionResponse {
+    uid: String,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<DenyStatus>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audit_annotations: Option<serde_json::Map<String, Json>>,
+}
+
+#[derive(Debug, Serialize)]
+struct DenyStatus {
+    code: u16,
+    reason: &'static str,
+    message: String,
+}
+
+/// The router for the admission listener.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/admit", axum::routing::post(admit))
+        .route("/health", axum::routing::get(super::health::live))
+        .with_state(state)
+}
+
+fn invalid_review(message: &str) -> ApiError {
+    ApiError::invalid(format!("not an AdmissionReview: {message}"))
+}
+
+/// `POST /v1/admit`.
+pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let settings = state
+        .admission
+        .clone()
+        .ok_or_else(|| ApiError::invalid("the admission endpoint is not configured"))?;
+    let bytes = read_limited(body, &state.limits).await?;
+    let review: Json = parse_json(&bytes, &state.limits, "AdmissionReview")?;
+    let api_version = review["apiVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if !matches!(
+        api_version.as_str(),
+        "admission.k8s.io/v1" | "admission.k8s.io/v1beta1"
+    ) || review["kind"] != "AdmissionReview"
+    {
+        return Err(invalid_review(
+            "apiVersion must be admission.k8s.io/v1 or v1beta1 and kind AdmissionReview",
+        ));
+    }
+    let request = &review["request"];
+    let uid = request["uid"]
+        .as_str()
+        .ok_or_else(|| invalid_review("request.uid is missing"))?
+        .to_string();
+    let kind = request["kind"]["kind"]
+        .as_str()
+        .ok_or_else(|| invalid_review("request.kind.kind is missing"))?;
+    let namespace = request["namespace"].as_str().unwrap_or_default();
+
+    let answer = |response: AdmissionResponse| {
+        json_response(
+            StatusCode::OK,
+            &ReviewResponse {
+                api_version: api_version.clone(),
+                kind: "AdmissionReview",
+                response,
+            },
+            false,
+        )
+    };
+    if !settings.kinds.contains(kind) || settings.exempt_namespaces.contains(namespace) {
+        return Ok(answer(AdmissionResponse {
+            uid,
+            allowed: true,
+            status: None,
+            warnings: Vec::new(),
+            audit_annotations: None,
+        }));
+    }
+
+    let snapshot = active_snapshot(&state)?;
+    let decision = pdp::decide_on(
+        snapshot,
+        &settings.decision,
+        Some(Value::from(review.clone())),
+    )?;
+    let messages = |key: &str| -> Vec<String> {
+        match &decision.result[key] {
+            Value::Set(items) => items
+                .iter()
+                .filter_map(|m| m.as_string().ok().map(|s| s.to_string()))
+                .collect(),
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|m| m.as_string().ok().map(|s| s.to_string()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let denials = messages("deny");
+    let warnings: Vec<String> = messages("warn").into_iter().map(|w| truncate(&w)).collect();
+    let allowed = denials.is_empty() && matches!(decision.result["allowed"], Value::Bool(true));
+    if !allowed && denials.is_empty() {
+        // No decision document: refuse rather than pass silently.
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            super::error::code::INTERNAL_ERROR,
+            format!("{} is undefined or malformed", settings.decision),
+        ));
+    }
+    let decision_id = new_decision_id();
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(
+        "portcullis.dev/decision-id".into(),
+        Json::String(decision_id),
+    );
+    annotations.insert(
+        "portcullis.dev/revision".into(),
+        Json::String(
+            decision
+                .snapshot
+                .bundles
+                .iter()
+                .map(|b| format!("{}={}", b.name, b.revision))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    );
+    let status = (!allowed).then(|| DenyStatus {
+        code: 403,
+        reason: "Forbidden",
+        message: denials
+            .iter()
+            .map(|m| format!("[admission] {m}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    });
+    Ok(answer(AdmissionResponse {
+        uid,
+        allowed,
+        status,
+        warnings,
+        audit_annotations: Some(annotations),
+    }))
+}
+
+fn truncate(message: &str) -> String {
+    if message.chars().count() <= MAX_WARNING_CHARS {
+        return message.to_string();
+    }
+    let mut short: String = message.chars().take(MAX_WARNING_CHARS - 1).collect();
+    short.push('…');
+    short
+}
+
+/// Settings from the configuration.
+pub fn settings(kinds: &[String], exempt: &[String]) -> Arc<AdmissionSettings> {
+    Arc::new(AdmissionSettings {
+        kinds: kinds.iter().cloned().collect(),
+        exempt_namespaces: exempt.iter().cloned().collect(),
+        decision: DataPath::parse("admission/decision"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_capped_at_120_characters() {
+        assert_eq!(truncate("short"), "short");
+        let long = "x".repeat(300);
+        let cut = truncate(&long);
+        assert_eq!(cut.chars().count(), 120);
+        assert!(cut.ends_with('…'));
+    }
+}
