@@ -112,6 +112,26 @@ fn bench_decision_paths(c: &mut Criterion) {
             )
         });
     }
+    // The ~20 KB Pod review the admission load test sends (the file is the
+    // review itself, not wrapped in "input").
+    let review_path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/admission-pod-20k.json");
+    let review_text = std::fs::read_to_string(review_path).expect("review exists");
+    let admission = DataPath::parse("admission/decision");
+    group.bench_function("admission_pod_20k_parse_and_decide", |b| {
+        b.iter(|| {
+            let review = Value::from_json_str(&review_text).unwrap();
+            shipped.evaluate(&admission, Some(review)).unwrap()
+        })
+    });
+    let review = Value::from_json_str(&review_text).unwrap();
+    group.bench_function("admission_pod_20k_decide", |b| {
+        b.iter_batched(
+            || review.clone(),
+            |review| shipped.evaluate(&admission, Some(review)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
     group.finish();
 }
 

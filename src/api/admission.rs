@@ -87,29 +87,25 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
         .clone()
         .ok_or_else(|| ApiError::invalid("the admission endpoint is not configured"))?;
     let bytes = read_limited(body, &state.limits).await?;
-    let review: Json = parse_json(&bytes, &state.limits, "AdmissionReview")?;
-    let api_version = review["apiVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    // Parsed once, straight into the engine's value type: the fast path reads
+    // a few fields of it, and the evaluation takes it as is.
+    let review: Value = parse_json(&bytes, &state.limits, "AdmissionReview")?;
+    let text = |v: &Value| v.as_string().ok().map(|s| s.to_string());
+    let api_version = text(&review["apiVersion"]).unwrap_or_default();
     if !matches!(
         api_version.as_str(),
         "admission.k8s.io/v1" | "admission.k8s.io/v1beta1"
-    ) || review["kind"] != "AdmissionReview"
+    ) || text(&review["kind"]).as_deref() != Some("AdmissionReview")
     {
         return Err(invalid_review(
             "apiVersion must be admission.k8s.io/v1 or v1beta1 and kind AdmissionReview",
         ));
     }
     let request = &review["request"];
-    let uid = request["uid"]
-        .as_str()
-        .ok_or_else(|| invalid_review("request.uid is missing"))?
-        .to_string();
-    let kind = request["kind"]["kind"]
-        .as_str()
+    let uid = text(&request["uid"]).ok_or_else(|| invalid_review("request.uid is missing"))?;
+    let kind = text(&request["kind"]["kind"])
         .ok_or_else(|| invalid_review("request.kind.kind is missing"))?;
-    let namespace = request["namespace"].as_str().unwrap_or_default();
+    let namespace = text(&request["namespace"]).unwrap_or_default();
 
     let answer = |response: AdmissionResponse| {
         json_response(
@@ -122,7 +118,7 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
             false,
         )
     };
-    if !settings.kinds.contains(kind) || settings.exempt_namespaces.contains(namespace) {
+    if !settings.kinds.contains(&kind) || settings.exempt_namespaces.contains(&namespace) {
         return Ok(answer(AdmissionResponse {
             uid,
             allowed: true,
@@ -133,11 +129,7 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
     }
 
     let snapshot = active_snapshot(&state)?;
-    let decision = pdp::decide_on(
-        snapshot,
-        &settings.decision,
-        Some(Value::from(review.clone())),
-    )?;
+    let decision = pdp::decide_on(snapshot, &settings.decision, Some(review))?;
     let messages = |key: &str| -> Vec<String> {
         match &decision.result[key] {
             Value::Set(items) => items

@@ -76,36 +76,17 @@ impl TestServer {
         path: &str,
         body: impl Into<reqwest::Body>,
     ) -> (u16, serde_json::Value) {
-        let response = self
+        let request = self
             .client
             .post(self.url(path))
             .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("request sent");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body read");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-        )
+            .body(body);
+        answer(request).await
     }
 
     /// GET and return status and parsed JSON.
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self
-            .client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request sent");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body read");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-        )
+        answer(self.client.get(self.url(path))).await
     }
 
     /// Ask the server to stop, and wait until it has.
@@ -117,6 +98,15 @@ impl TestServer {
             handle.await.expect("server task ends cleanly");
         }
     }
+}
+
+/// Send a request; its status and body (parsed as JSON, else as a string).
+async fn answer(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body read");
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, body)
 }
 
 /// A path inside the repository.
