@@ -17,6 +17,7 @@
 //! - [`tls`]: rustls for the admission listener, with certificate hot reload.
 //! - [`server`]: the composition root: bind, load, serve, drain.
 //! - [`location`]: file/row/column positions shared by every error.
+//! - [`metrics`]: the Prometheus collectors and `/metrics`.
 //!
 //! # Using it as a library
 //!
@@ -37,6 +38,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod location;
+pub mod metrics;
 pub mod pdp;
 pub mod server;
 pub mod source;

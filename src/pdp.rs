@@ -17,6 +17,7 @@ use crate::engine::{
     CompileError, DataPath, EngineOptions, EvalError, PolicyError, PolicySet, Value,
 };
 use crate::location::Location;
+use crate::metrics::Metrics;
 
 /// What one bundle contributed to a snapshot.
 #[derive(Debug, Clone)]
@@ -125,6 +126,7 @@ pub struct DecisionPoint {
     options: EngineOptions,
     load: LoadOptions,
     generation: AtomicU64,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Whether `*_test.rego` files are compiled.
@@ -223,7 +225,14 @@ impl DecisionPoint {
             options,
             load: LoadOptions::serving(None),
             generation: AtomicU64::new(0),
+            metrics: None,
         }
+    }
+
+    /// Record activations and failures in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> DecisionPoint {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Require every bundle to verify with `verifier`.
@@ -260,6 +269,9 @@ impl DecisionPoint {
                     load_duration: started.elapsed(),
                 });
                 self.active.store(Some(snapshot.clone()));
+                if let Some(metrics) = &self.metrics {
+                    metrics.activated(&snapshot);
+                }
                 tracing::info!(
                     generation = snapshot.generation,
                     revisions = ?snapshot.bundles.iter().map(|b| (&b.name, &b.revision)).collect::<Vec<_>>(),
@@ -270,6 +282,9 @@ impl DecisionPoint {
             }
             Err(err) => {
                 tracing::warn!(error = %err, "bundle load failed; keeping the active snapshot");
+                if let Some(metrics) = &self.metrics {
+                    metrics.activation_failed();
+                }
                 self.last_failure.store(Some(Arc::new(LoadFailure {
                     at: SystemTime::now(),
                     message: err.to_string(),

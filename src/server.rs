@@ -17,6 +17,7 @@ use crate::api::{self, AppState};
 use crate::bundle::Verifier;
 use crate::config::{Config, ConfigError};
 use crate::engine::{DataPath, EngineOptions};
+use crate::metrics::Metrics;
 use crate::pdp::{DecisionPoint, LoadError};
 use crate::source::{watch_bundles, RemoteSource, SourceError, WatchHandle};
 use crate::tls::{server_config, watch_certs, CertStore, CertWatch, TlsError, TlsListener};
@@ -106,10 +107,13 @@ impl Server {
         let self_test = config.self_test;
         let mut bundles = config.bundles.clone();
         bundles.extend(remotes.iter().map(|r| r.path().to_path_buf()));
+        let metrics = Arc::new(Metrics::new());
+        let pdp_metrics = metrics.clone();
         let pdp = tokio::task::spawn_blocking(move || {
             let pdp = DecisionPoint::new(bundles, options)
                 .with_verifier(verifier)
-                .with_self_test(self_test);
+                .with_self_test(self_test)
+                .with_metrics(pdp_metrics);
             pdp.reload().map(|_| pdp)
         })
         .await
@@ -123,6 +127,7 @@ impl Server {
             default_decision: Arc::new(DataPath::parse(&config.default_decision)),
             shutting_down: Arc::new(AtomicBool::new(false)),
             remotes: Arc::new(remotes),
+            metrics,
             admission: config.admission.enabled.then(|| {
                 crate::api::admission::settings(
                     &config.admission.kinds,

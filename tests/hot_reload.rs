@@ -220,3 +220,63 @@ async fn no_request_fails_while_bundles_change_under_load() {
     assert!(seen.len() >= 3, "saw revisions {seen:?}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn bundle_metrics_follow_activations_and_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("hot");
+    write_bundle(&dir, "m1", "1");
+    let server = start_on(&dir).await;
+    let metrics = || async {
+        let response = server
+            .client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    };
+    let text = metrics().await;
+    assert!(
+        text.contains("portcullis_bundle_activations_total{result=\"success\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portcullis_bundle_info{bundle=\"hot\",revision=\"m1\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portcullis_bundle_last_activation_timestamp_seconds "),
+        "{text}"
+    );
+    assert!(
+        text.contains("portcullis_bundle_load_duration_seconds_count 1"),
+        "{text}"
+    );
+
+    std::fs::write(dir.join("hot.rego"), "package hot\nv := := 1\n").unwrap();
+    let started = Instant::now();
+    while !metrics()
+        .await
+        .contains("portcullis_bundle_activations_total{result=\"failure\"} 1")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "failure never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    write_bundle(&dir, "m2", "2");
+    wait_for(&server, json!(2)).await;
+    let text = metrics().await;
+    assert!(
+        text.contains("portcullis_bundle_info{bundle=\"hot\",revision=\"m2\"} 1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("revision=\"m1\""),
+        "the old revision is gone: {text}"
+    );
+    server.stop().await;
+}

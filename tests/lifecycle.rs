@@ -67,6 +67,7 @@ async fn not_ready_until_a_bundle_is_active() {
         shutting_down: Arc::new(AtomicBool::new(false)),
         remotes: Arc::new(Vec::new()),
         admission: None,
+        metrics: Arc::new(portcullis::metrics::Metrics::new()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -119,6 +119,7 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
         )
     };
     if !settings.kinds.contains(&kind) || settings.exempt_namespaces.contains(&namespace) {
+        state.metrics.admission_fast_path.inc();
         return Ok(answer(AdmissionResponse {
             uid,
             allowed: true,
@@ -153,6 +154,11 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
             super::error::code::INTERNAL_ERROR,
             format!("{} is undefined or malformed", settings.decision),
         ));
+    }
+    if allowed {
+        state.metrics.admission_allowed.inc();
+    } else {
+        state.metrics.admission_denied.inc();
     }
     let decision_id = new_decision_id();
     let mut annotations = serde_json::Map::new();

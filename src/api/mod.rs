@@ -38,6 +38,8 @@ pub struct AppState {
     pub remotes: Arc<Vec<Arc<crate::source::RemoteSource>>>,
     /// The admission endpoint's settings, when it is enabled.
     pub admission: Option<Arc<admission::AdmissionSettings>>,
+    /// The Prometheus collectors.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The decision API router.
@@ -56,9 +58,19 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// `GET /metrics`: the text exposition format.
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn not_found(uri: axum::http::Uri) -> error::ApiError {

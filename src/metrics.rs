@@ -1,0 +1,139 @@
+//! Every Prometheus collector in one struct, registered in one registry and
+//! served as text at `GET /metrics`.
+//!
+//! Collectors touched per request are resolved to their label children once,
+//! here, so that counting is one atomic add and never a lookup under a lock.
+//! (Request-latency histograms and decision counters are still to come.)
+
+use std::time::{Duration, SystemTime};
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::pdp::Snapshot;
+
+/// The collectors.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    bundle_info: IntGaugeVec,
+    last_activation: IntGauge,
+    activations_ok: IntCounter,
+    activations_failed: IntCounter,
+    load_duration: Histogram,
+    /// Admission reviews answered without evaluation.
+    pub admission_fast_path: IntCounter,
+    /// Admission reviews allowed after evaluation.
+    pub admission_allowed: IntCounter,
+    /// Admission reviews denied.
+    pub admission_denied: IntCounter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every collector, plus the process collector (resident
+    /// memory, open file descriptors, CPU) where the platform has one.
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("portcullis".into()), None)
+            .expect("a static namespace is valid");
+        let bundle_info = IntGaugeVec::new(
+            Opts::new(
+                "bundle_info",
+                "The active bundles: 1 per bundle and revision.",
+            ),
+            &["bundle", "revision"],
+        )
+        .expect("valid metric");
+        let last_activation = IntGauge::new(
+            "bundle_last_activation_timestamp_seconds",
+            "When the active snapshot was activated (Unix time).",
+        )
+        .expect("valid metric");
+        let activations = IntCounterVec::new(
+            Opts::new("bundle_activations_total", "Bundle loads by result."),
+            &["result"],
+        )
+        .expect("valid metric");
+        let load_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "bundle_load_duration_seconds",
+                "Time to read, verify and compile bundles.",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )
+        .expect("valid metric");
+        let admission = IntCounterVec::new(
+            Opts::new("admission_reviews_total", "Admission reviews by outcome."),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(bundle_info.clone()),
+            Box::new(last_activation.clone()),
+            Box::new(activations.clone()),
+            Box::new(load_duration.clone()),
+            Box::new(admission.clone()),
+        ];
+        for collector in collectors {
+            registry
+                .register(collector)
+                .expect("collector names are unique");
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            let _ = registry.register(Box::new(process));
+        }
+        Metrics {
+            activations_ok: activations.with_label_values(&["success"]),
+            activations_failed: activations.with_label_values(&["failure"]),
+            admission_fast_path: admission.with_label_values(&["fast_path"]),
+            admission_allowed: admission.with_label_values(&["allowed"]),
+            admission_denied: admission.with_label_values(&["denied"]),
+            registry,
+            bundle_info,
+            last_activation,
+            load_duration,
+        }
+    }
+
+    /// Record an activation.
+    pub fn activated(&self, snapshot: &Snapshot) {
+        self.activations_ok.inc();
+        self.load_duration
+            .observe(snapshot.load_duration.as_secs_f64());
+        self.bundle_info.reset();
+        for bundle in &snapshot.bundles {
+            self.bundle_info
+                .with_label_values(&[bundle.name.as_str(), bundle.revision.as_str()])
+                .set(1);
+        }
+        let at = snapshot
+            .activated_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        self.last_activation
+            .set(i64::try_from(at.as_secs()).unwrap_or(i64::MAX));
+    }
+
+    /// Record a load that did not activate.
+    pub fn activation_failed(&self) {
+        self.activations_failed.inc();
+    }
+
+    /// Everything in the text exposition format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
