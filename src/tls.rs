@@ -58,7 +58,7 @@ pub struct CertStore {
 
 impl CertStore {
     /// Load the certificate chain and key; fails clearly on a missing,
-    /// unreadable or unusable file.
+    /// unreadable, expired or unusable file.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Arc<CertStore>, TlsError> {
         let key = read_certified_key(cert_path, key_path)?;
         Ok(Arc::new(CertStore {
@@ -100,6 +100,7 @@ fn read_certified_key(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey,
     if certs.is_empty() {
         return Err(invalid(cert_path, "no certificate in the file".into()));
     }
+    check_validity(cert_path, &certs[0])?;
     let key_pem = read(key_path)?;
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(|err| invalid(key_path, format!("not a PEM private key: {err}")))?
@@ -114,6 +115,34 @@ fn read_certified_key(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey,
         )
     })?;
     Ok(certified)
+}
+
+/// Refuse a leaf certificate that is expired or not yet valid.
+fn check_validity(path: &Path, leaf: &CertificateDer<'_>) -> Result<(), TlsError> {
+    let invalid = |message: String| TlsError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_err(|err| invalid(format!("cannot parse the certificate: {err}")))?;
+    let validity = cert.validity();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if now > validity.not_after.timestamp() {
+        return Err(invalid(format!(
+            "the certificate expired at {}",
+            validity.not_after
+        )));
+    }
+    if now < validity.not_before.timestamp() {
+        return Err(invalid(format!(
+            "the certificate is not valid before {}",
+            validity.not_before
+        )));
+    }
+    Ok(())
 }
 
 /// A rustls server configuration serving from `store` (TLS 1.2+, HTTP/1.1).

@@ -18,6 +18,11 @@ struct Pki {
 
 /// A fresh CA and a serving certificate for 127.0.0.1 and localhost.
 fn pki() -> Pki {
+    pki_valid_until(None)
+}
+
+/// The same, with the serving certificate expiring at `not_after`.
+fn pki_valid_until(not_after: Option<(i32, u8, u8)>) -> Pki {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params
@@ -25,9 +30,13 @@ fn pki() -> Pki {
         .push(rcgen::DnType::CommonName, "portcullis test CA");
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let ca = ca_params.self_signed(&ca_key).unwrap();
-    let params =
+    let mut params =
         rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
             .unwrap();
+    if let Some((year, month, day)) = not_after {
+        params.not_before = rcgen::date_time_ymd(year - 1, month, day);
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+    }
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
     Pki {
@@ -237,7 +246,7 @@ async fn a_rotated_certificate_is_served_without_a_restart() {
 }
 
 #[tokio::test]
-async fn a_missing_or_broken_certificate_fails_the_start() {
+async fn a_missing_broken_or_expired_certificate_fails_the_start() {
     let tmp = tempfile::tempdir().unwrap();
     let err = start(tmp.path()).await.err().unwrap();
     assert!(err.contains("tls.crt"), "{err}");
@@ -256,4 +265,8 @@ async fn a_missing_or_broken_certificate_fails_the_start() {
     std::fs::write(tmp.path().join("tls.key"), &b.key_pem).unwrap();
     let err = start(tmp.path()).await.err().unwrap();
     assert!(err.contains("does not match"), "{err}");
+
+    install(&pki_valid_until(Some((2021, 1, 1))), tmp.path());
+    let err = start(tmp.path()).await.err().unwrap();
+    assert!(err.contains("expired"), "{err}");
 }
