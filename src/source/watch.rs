@@ -1,6 +1,7 @@
-//! File watching: every bundle path (and its parent directory, so that an
-//! archive replaced by rename and the `..data` symlink swap of a Kubernetes
-//! ConfigMap volume are seen) is watched with notify. Events are debounced:
+//! File watching: every bundle path is watched with notify (directories
+//! recursively, so the `..data` symlink swap of a Kubernetes ConfigMap volume
+//! is seen; archives with their parent directory, so a replacement by rename
+//! is seen). Events are debounced:
 //! a reload starts once the files have been quiet for the debounce window,
 //! runs on a blocking thread, and either activates a new snapshot or leaves
 //! the active one serving (the decision point records the failure).
@@ -65,22 +66,21 @@ pub fn watch_bundles(
     })
 }
 
-/// What to watch for one bundle path: the path itself (recursively when a
-/// directory) and its parent directory (not recursively).
+/// What to watch for one bundle path: a directory recursively (a ConfigMap
+/// volume's `..data` swap happens inside it); an archive through its parent
+/// directory too, since replacing it by rename replaces the watched inode.
 fn watch_targets(path: &Path) -> Vec<(PathBuf, RecursiveMode)> {
-    let mut targets = Vec::new();
-    let mode = if path.is_dir() {
-        RecursiveMode::Recursive
-    } else {
-        RecursiveMode::NonRecursive
-    };
-    targets.push((path.to_path_buf(), mode));
+    if path.is_dir() {
+        return vec![(path.to_path_buf(), RecursiveMode::Recursive)];
+    }
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    targets.push((parent.to_path_buf(), RecursiveMode::NonRecursive));
-    targets
+    vec![
+        (path.to_path_buf(), RecursiveMode::NonRecursive),
+        (parent.to_path_buf(), RecursiveMode::NonRecursive),
+    ]
 }
 
 fn is_change(kind: &notify::EventKind) -> bool {
