@@ -150,10 +150,11 @@ pub fn load_verified(path: &Path, verifier: Option<&Verifier>) -> Result<Bundle,
 
 /// Read a bundle from a directory in OPA's bundle layout.
 ///
-/// Hidden directories below the top are skipped (editor and VCS folders, and
-/// the `..2026_…` timestamped directories of a Kubernetes ConfigMap volume,
-/// whose `..data` link the walk does not follow as hidden); files other than
-/// `.manifest`, `*.rego` and data files are ignored.
+/// Hidden directories below the top are skipped: editor and VCS folders, and
+/// in a Kubernetes ConfigMap volume the `..data` link and the timestamped
+/// `..2026_…` directory behind it, whose files are read once through the
+/// visible links. Files other than `.manifest`, `.signatures.json`, `*.rego`
+/// and data files are ignored.
 pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
     load_dir_verified(dir, None)
 }
