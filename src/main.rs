@@ -14,7 +14,7 @@ use portcullis::cli::{
 };
 use portcullis::config::{Config, LogFormat};
 use portcullis::engine::testing::{self, Outcome};
-use portcullis::engine::{DataPath, EngineOptions, Value};
+use portcullis::engine::{string_items, DataPath, EngineOptions, Value};
 
 /// The rule `portcullis check` evaluates for data consistency errors.
 const DATA_CHECK_PATH: &str = "data.system.check.errors";
@@ -177,14 +177,12 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Ok((policies, bundles)) => {
             let data_errors = match policies.evaluate(&DataPath::from_dotted(DATA_CHECK_PATH), None)
             {
-                Ok(Value::Set(errors)) => errors.iter().map(|e| e.to_string()).collect(),
-                Ok(Value::Array(errors)) => errors.iter().map(|e| e.to_string()).collect(),
-                Ok(_) => Vec::new(),
+                Ok(errors) => string_items(&errors),
                 Err(err) => vec![format!("{DATA_CHECK_PATH} could not be evaluated: {err}")],
             };
             if !data_errors.is_empty() {
                 for error in &data_errors {
-                    eprintln!("data: {}", error.trim_matches('"'));
+                    eprintln!("data: {error}");
                 }
                 eprintln!("{} error(s)", data_errors.len());
                 return Ok(ExitCode::FAILURE);

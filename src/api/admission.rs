@@ -23,7 +23,7 @@ use super::body::{parse_json, read_limited};
 use super::data::active_snapshot;
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState};
-use crate::engine::{DataPath, Value};
+use crate::engine::{string_items, DataPath, Value};
 use crate::pdp;
 
 /// Kubernetes caps each warning at 120 characters.
@@ -131,21 +131,11 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
 
     let snapshot = active_snapshot(&state)?;
     let decision = pdp::decide_on(snapshot, &settings.decision, Some(review))?;
-    let messages = |key: &str| -> Vec<String> {
-        match &decision.result[key] {
-            Value::Set(items) => items
-                .iter()
-                .filter_map(|m| m.as_string().ok().map(|s| s.to_string()))
-                .collect(),
-            Value::Array(items) => items
-                .iter()
-                .filter_map(|m| m.as_string().ok().map(|s| s.to_string()))
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    let denials = messages("deny");
-    let warnings: Vec<String> = messages("warn").into_iter().map(|w| truncate(&w)).collect();
+    let denials = string_items(&decision.result["deny"]);
+    let warnings: Vec<String> = string_items(&decision.result["warn"])
+        .into_iter()
+        .map(|w| truncate(&w))
+        .collect();
     let allowed = denials.is_empty() && matches!(decision.result["allowed"], Value::Bool(true));
     if !allowed && denials.is_empty() {
         // No decision document: refuse rather than pass silently.

@@ -12,7 +12,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::body::{parse_json, read_limited};
-use super::data::{active_snapshot, Provenance};
+use super::data::{active_snapshot, elapsed_ns, Provenance};
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState, QueryFlags};
 use crate::engine::{DataPath, Value};
@@ -71,7 +71,7 @@ pub async fn batch_post(
     let bytes = read_limited(body, &state.limits).await?;
     let parse_started = Instant::now();
     let request: BatchRequest = parse_json(&bytes, &state.limits, "batch request")?;
-    let parse_ns = parse_started.elapsed().as_nanos() as u64;
+    let parse_ns = elapsed_ns(parse_started);
     let max = state.limits.max_batch_inputs;
     if request.inputs.len() > max {
         return Err(ApiError::invalid(format!(
@@ -106,7 +106,7 @@ pub async fn batch_post(
         provenance: flags.provenance.then(|| Provenance::of(&snapshot)),
         metrics: flags.metrics.then(|| BatchTimings {
             timer_rego_input_parse_ns: parse_ns,
-            timer_server_handler_ns: started.elapsed().as_nanos() as u64,
+            timer_server_handler_ns: elapsed_ns(started),
         }),
     };
     let status = if any_error {

@@ -118,7 +118,7 @@ pub(super) fn active_snapshot(state: &AppState) -> Result<Arc<Snapshot>, ApiErro
         .ok_or_else(|| ApiError::from(DecideError::NotReady))
 }
 
-fn elapsed_ns(since: Instant) -> u64 {
+pub(super) fn elapsed_ns(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 

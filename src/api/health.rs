@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
-use super::{json_response, AppState};
+use super::{flag_on, json_response, query_pairs, AppState};
 use crate::source::RemoteStatus;
 use std::sync::Arc;
 
@@ -46,13 +46,11 @@ pub async fn health(State(state): State<AppState>, RawQuery(query): RawQuery) ->
     let Some(snapshot) = state.pdp.snapshot() else {
         return health_answer(false, "no policy bundle is active yet");
     };
-    let query = query.unwrap_or_default();
     let mut strict = false;
     let mut max_age = None;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (key, value) in query_pairs(query.as_deref()) {
         match key {
-            "bundles" => strict = !value.eq_ignore_ascii_case("false"),
+            "bundles" => strict = flag_on(value),
             "max_age_seconds" => max_age = value.parse::<u64>().ok(),
             _ => {}
         }

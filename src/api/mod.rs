@@ -105,9 +105,8 @@ impl QueryFlags {
     /// Parse a raw query string.
     pub fn parse(query: Option<&str>) -> QueryFlags {
         let mut flags = QueryFlags::default();
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let on = !value.eq_ignore_ascii_case("false");
+        for (key, value) in query_pairs(query) {
+            let on = flag_on(value);
             match key {
                 "pretty" => flags.pretty = on,
                 "provenance" => flags.provenance = on,
@@ -117,6 +116,20 @@ impl QueryFlags {
         }
         flags
     }
+}
+
+/// The `key=value` pairs of a raw query string (`value` empty for a bare key).
+pub(crate) fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// Whether a flag's value turns it on: anything but `false`, bare included.
+pub(crate) fn flag_on(value: &str) -> bool {
+    !value.eq_ignore_ascii_case("false")
 }
 
 /// Serialize `body` as a JSON response.

@@ -72,6 +72,9 @@ pub enum CompileError {
         /// Its roots, comma-separated.
         roots: String,
     },
+    /// Portcullis's own builtins could not be registered.
+    #[error("cannot register builtins: {0}")]
+    Builtins(String),
     /// The merged data document was refused by the engine.
     #[error("data could not be loaded: {0}")]
     Data(String),
@@ -86,7 +89,7 @@ impl CompileError {
                 message: self.to_string(),
                 location: Some(Location::new(file.clone(), 1, 1)),
             }],
-            CompileError::Data(message) => vec![PolicyError {
+            CompileError::Data(message) | CompileError::Builtins(message) => vec![PolicyError {
                 message: message.clone(),
                 location: None,
             }],

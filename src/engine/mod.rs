@@ -49,6 +49,20 @@ impl Default for EngineOptions {
     }
 }
 
+/// The strings of a set or array document (a rule's `deny` messages, say);
+/// other elements and other documents give none.
+pub fn string_items(document: &Value) -> Vec<String> {
+    let items: Vec<&Value> = match document {
+        Value::Set(items) => items.iter().collect(),
+        Value::Array(items) => items.iter().collect(),
+        _ => Vec::new(),
+    };
+    items
+        .into_iter()
+        .filter_map(|item| item.as_string().ok().map(|s| s.to_string()))
+        .collect()
+}
+
 /// A compiled policy module, as the policy API lists it.
 #[derive(Debug, Clone)]
 pub struct ModuleInfo {
@@ -97,8 +111,7 @@ impl PolicySet {
         };
         let mut engine = regorus::Engine::new();
         engine.set_execution_timer_config(timer);
-        cidr::register(&mut engine)
-            .map_err(|err| CompileError::Data(format!("cannot register builtins: {err}")))?;
+        cidr::register(&mut engine).map_err(|err| CompileError::Builtins(err.to_string()))?;
         let mut errors = Vec::new();
         let mut modules = Vec::new();
         for bundle in bundles {
@@ -183,7 +196,11 @@ impl PolicySet {
     /// Returns [`Value::Undefined`] when the document is undefined (no rule
     /// produced a value and no data is there).
     pub fn evaluate(&self, path: &DataPath, input: Option<Value>) -> Result<Value, EvalError> {
+        if !self.vm.has(path.as_ref_str()) {
+            return self.evaluate_interpreted(path, input);
+        }
         let limit = self.options.eval_timeout;
+        // The input is kept (a reference-count increment) for the fallback.
         match self.vm.evaluate(path.as_ref_str(), input.clone()) {
             // The VM answers undefined where the interpreter raises some
             // errors (conflicting values for one complete rule), so an
