@@ -7,6 +7,7 @@
 # Usage: benches/admission_load.sh   (env: DURATION, ROUNDS, SERVER_CPU, LOAD_CPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
@@ -14,7 +15,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 ADDR=127.0.0.1:18443
 
-command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
+ensure_wrk
 cargo build --release --bin portcullis >&2
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -35,7 +36,6 @@ for _ in $(seq 1 100); do curl -sk -o /dev/null "https://$ADDR/health" && break;
 curl -sk "https://$ADDR/v1/admit" --data-binary @benches/admission-pod-20k.json | grep -q '"allowed":true' \
   || { echo "the Pod review is not allowed" >&2; exit 1; }
 
-to_us() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); print v} else if (v ~ /ms$/) {sub(/ms/,"",v); print v*1000} else if (v ~ /s$/) {sub(/s/,"",v); print v*1000000} else print v}'; }
 run() { # body -> "rps p50 p99"
   local out
   out=$(BODY_FILE="$1" taskset -c "$LOAD_CPU" wrk -t1 -c8 -d"${DURATION}s" --latency -s benches/wrk-post.lua "https://$ADDR/v1/admit")
@@ -48,7 +48,6 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "pod $(run benches/admission-pod-20k.json)" >>"$results"
   echo "lease $(run benches/admission-lease.json)" >>"$results"
 done
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 echo
 echo "admission over HTTPS, concurrency 8, ${ROUNDS} rounds x ${DURATION}s, server cpu $SERVER_CPU, wrk cpu $LOAD_CPU"
 printf '%-28s %10s %9s %9s\n' review req/s p50_us p99_us

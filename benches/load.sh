@@ -11,6 +11,7 @@
 # Bounded: ROUNDS x 2 targets x 2 concurrencies x DURATION seconds, plus start-up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
@@ -32,10 +33,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk (Debian package)" >&2
-  apt-get install -y wrk >/dev/null
-fi
+ensure_wrk
 
 cargo build --release --bin portcullis --example floor >&2
 pids=()
@@ -58,8 +56,6 @@ curl -sf -X POST -H 'content-type: application/json' --data-binary @"$BODY" \
   "http://$PDP_ADDR/v1/data/$DATA_PATH" | grep -q '"result"' \
   || { echo "the decision request does not produce a result" >&2; exit 1; }
 
-# wrk prints latencies as 12.34us / 1.23ms / 1.02s; convert to microseconds.
-to_us() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); print v} else if (v ~ /ms$/) {sub(/ms/,"",v); print v*1000} else if (v ~ /s$/) {sub(/s/,"",v); print v*1000000} else print v}'; }
 
 run() { # target url concurrency -> "rps p50 p99"
   local out
@@ -83,7 +79,6 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 stat() { awk -v t="$1" -v c="$2" -v col="$3" '$1==t && $2==c {print $col}' "$results" | median; }
 
 echo
