@@ -1,4 +1,5 @@
-//! The command line (clap): `serve`, `eval`, `check` and `test`.
+//! The command line (clap): `serve`, `eval`, `check`, `test`, `verify` and
+//! `bundle build`.
 
 use std::path::PathBuf;
 
@@ -26,6 +27,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the Rego unit tests (`test_*` rules) in bundles.
     Test(TestArgs),
+    /// Run Gatekeeper test suites (`suite.yaml`, kind Suite), as `gator verify` does.
+    Verify(VerifyArgs),
     /// Bundle tools.
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -144,4 +147,15 @@ pub struct TestArgs {
     /// Fail when total coverage is below this percentage (implies --coverage).
     #[arg(long, value_name = "PERCENT")]
     pub threshold: Option<f64>,
+}
+
+/// `portcullis verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Suite files, or directories searched for them.
+    #[arg(required = true, value_name = "DIR")]
+    pub paths: Vec<PathBuf>,
+    /// Print every case, not only failures.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }

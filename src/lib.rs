@@ -8,6 +8,8 @@
 //! - [`bundle`]: the OPA bundle format read from directories (pure).
 //! - [`engine`]: bundles compiled into a prepared regorus engine; evaluation;
 //!   the Rego unit-test runner (pure).
+//! - [`gatekeeper`]: Gatekeeper ConstraintTemplates, Constraints and test
+//!   suites, each template compiled in isolation.
 //! - [`pdp`]: the decision point: the active snapshot behind an `ArcSwap`,
 //!   loading and atomic activation, `decide()`.
 //! - [`api`]: the axum routers (Data API, batch, policies, health) and the one
@@ -37,6 +39,7 @@ pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod gatekeeper;
 pub mod location;
 pub mod metrics;
 pub mod pdp;

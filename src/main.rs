@@ -10,15 +10,16 @@ use clap::Parser;
 
 use portcullis::bundle;
 use portcullis::cli::{
-    BuildArgs, BundleCommand, CheckArgs, Cli, Command, EvalArgs, ServeArgs, TestArgs,
+    BuildArgs, BundleCommand, CheckArgs, Cli, Command, EvalArgs, ServeArgs, TestArgs, VerifyArgs,
 };
 use portcullis::config::{Config, LogFormat};
 use portcullis::engine::testing::{self, Outcome};
 use portcullis::engine::{string_items, DataPath, EngineOptions, Value};
+use portcullis::gatekeeper::suite::{self, Outcome as SuiteOutcome};
 
 /// The rule `portcullis check` evaluates for data consistency errors.
 const DATA_CHECK_PATH: &str = "data.system.check.errors";
-use portcullis::pdp::{build_policy_set, LoadOptions};
+use portcullis::pdp::{build_policy_set, LoadOptions, Prepared};
 use portcullis::server::{shutdown_signal, Server};
 
 fn main() -> ExitCode {
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval(args),
         Command::Check(args) => check(args),
         Command::Test(args) => test(args),
+        Command::Verify(args) => verify(args),
         Command::Bundle(BundleCommand::Build(args)) => bundle_build(args),
     };
     match result {
@@ -100,11 +102,12 @@ fn read_input(path: &Path) -> anyhow::Result<Value> {
 }
 
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let (policies, _) = build_policy_set(
+    let policies = build_policy_set(
         &args.bundles,
         &EngineOptions::default(),
         &LoadOptions::tools(),
-    )?;
+    )?
+    .policies;
     let input = args.input.as_deref().map(read_input).transpose()?;
     let results = policies.query(&args.query, input)?;
     let mut out = std::io::stdout().lock();
@@ -174,7 +177,11 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         &EngineOptions::default(),
         &LoadOptions::tools(),
     ) {
-        Ok((policies, bundles)) => {
+        Ok(Prepared {
+            policies,
+            gatekeeper,
+            bundles,
+        }) => {
             let data_errors = match policies.evaluate(&DataPath::from_dotted(DATA_CHECK_PATH), None)
             {
                 Ok(errors) => string_items(&errors),
@@ -188,9 +195,11 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             println!(
-                "ok: {} bundle(s), {} module(s)",
+                "ok: {} bundle(s), {} module(s), {} Gatekeeper template(s), {} constraint(s)",
                 bundles.len(),
-                policies.modules().len()
+                policies.modules().len(),
+                gatekeeper.template_names().len(),
+                gatekeeper.constraints().len()
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -205,13 +214,63 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let suites = suite::find_suites(&args.paths)?;
+    if suites.is_empty() {
+        anyhow::bail!("no Gatekeeper suite (kind: Suite) found under the given paths");
+    }
+    let options = EngineOptions::default();
+    let mut out = std::io::stdout().lock();
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for path in &suites {
+        let results = match suite::run_suite(path, &options) {
+            Ok(results) => results,
+            Err(err) => {
+                writeln!(out, "ERROR {}: {err}", path.display())?;
+                failed += 1;
+                continue;
+            }
+        };
+        let noteworthy = results.iter().any(|r| r.outcome != SuiteOutcome::Pass);
+        if args.verbose || noteworthy {
+            writeln!(out, "{}:", path.display())?;
+        }
+        for result in &results {
+            match result.outcome {
+                SuiteOutcome::Pass => passed += 1,
+                SuiteOutcome::Skip => skipped += 1,
+                SuiteOutcome::Fail | SuiteOutcome::Error => failed += 1,
+            }
+            if !args.verbose && result.outcome == SuiteOutcome::Pass {
+                continue;
+            }
+            write!(out, "  {} {}", result.outcome.label(), result.name)?;
+            match &result.detail {
+                Some(detail) => writeln!(out, ": {detail}")?,
+                None => writeln!(out)?,
+            }
+        }
+    }
+    write!(out, "{passed} passed, {failed} failed")?;
+    if skipped > 0 {
+        write!(out, ", {skipped} skipped")?;
+    }
+    writeln!(out)?;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let coverage = args.coverage || args.threshold.is_some();
-    let (policies, _) = build_policy_set(
+    let policies = build_policy_set(
         &args.bundles,
         &EngineOptions::default(),
         &LoadOptions::tools(),
-    )?;
+    )?
+    .policies;
     let report = testing::run_tests(&policies, args.run.as_deref(), coverage)?;
     let mut out = std::io::stdout().lock();
     let mut current_file = "";

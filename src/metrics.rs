@@ -29,6 +29,7 @@ pub struct Metrics {
     pub admission_allowed: IntCounter,
     /// Admission reviews denied.
     pub admission_denied: IntCounter,
+    constraint_violations: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -76,7 +77,16 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let constraint_violations = IntCounterVec::new(
+            Opts::new(
+                "gatekeeper_violations_total",
+                "Gatekeeper constraint violations found in admission reviews, by constraint and enforcement action (dryrun violations are only counted).",
+            ),
+            &["constraint", "enforcement_action"],
+        )
+        .expect("valid metric");
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(constraint_violations.clone()),
             Box::new(bundle_info.clone()),
             Box::new(last_activation.clone()),
             Box::new(activations.clone()),
@@ -100,6 +110,7 @@ impl Metrics {
             admission_allowed: admission.with_label_values(&["allowed"]),
             admission_denied: admission.with_label_values(&["denied"]),
             registry,
+            constraint_violations,
             bundle_info,
             last_activation,
             load_duration,
@@ -123,6 +134,13 @@ impl Metrics {
             .unwrap_or(Duration::ZERO);
         self.last_activation
             .set(i64::try_from(at.as_secs()).unwrap_or(i64::MAX));
+    }
+
+    /// Count one constraint violation.
+    pub fn constraint_violation(&self, constraint: &str, action: &str) {
+        self.constraint_violations
+            .with_label_values(&[constraint, action])
+            .inc();
     }
 
     /// Record a load that did not activate.

@@ -16,6 +16,7 @@ use crate::bundle::{self, Bundle, BundleError, Verifier};
 use crate::engine::{
     CompileError, DataPath, EngineOptions, EvalError, PolicyError, PolicySet, Value,
 };
+use crate::gatekeeper::{self, GatekeeperError};
 use crate::location::Location;
 use crate::metrics::Metrics;
 
@@ -39,6 +40,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// The prepared policies and data.
     pub policies: PolicySet,
+    /// The Gatekeeper templates and constraints the bundles carry.
+    pub gatekeeper: gatekeeper::Library,
     /// The bundles, in load order.
     pub bundles: Vec<BundleInfo>,
     /// When it was activated.
@@ -68,6 +71,9 @@ pub enum LoadError {
     /// The policies did not compile.
     #[error(transparent)]
     Compile(#[from] CompileError),
+    /// A Gatekeeper template or constraint is invalid.
+    #[error(transparent)]
+    Gatekeeper(#[from] GatekeeperError),
     /// The bundles' own tests failed.
     #[error("self-test failed: {} test(s) failed ({}), {passed} passed", .failed.len(), .failed.join(", "))]
     SelfTest {
@@ -91,6 +97,7 @@ impl LoadError {
                 location: err.location().filter(|l: &Location| l.row > 0),
             }],
             LoadError::Compile(err) => err.errors(),
+            LoadError::Gatekeeper(err) => err.errors(),
         }
     }
 }
@@ -169,12 +176,23 @@ impl LoadOptions {
     }
 }
 
+/// Everything a snapshot is built from, compiled and not yet activated.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The Rego policies and data.
+    pub policies: PolicySet,
+    /// The Gatekeeper templates and constraints.
+    pub gatekeeper: gatekeeper::Library,
+    /// The bundles, in load order.
+    pub bundles: Vec<Bundle>,
+}
+
 /// Read and compile bundles without activating anything.
 pub fn build_policy_set(
     dirs: &[PathBuf],
     options: &EngineOptions,
     load: &LoadOptions,
-) -> Result<(PolicySet, Vec<Bundle>), LoadError> {
+) -> Result<Prepared, LoadError> {
     if dirs.is_empty() {
         return Err(LoadError::NoBundles);
     }
@@ -191,7 +209,12 @@ pub fn build_policy_set(
         Tests::Exclude => bundles.into_iter().map(Bundle::without_tests).collect(),
     };
     let policies = PolicySet::compile(&bundles, options.clone())?;
-    Ok((policies, bundles))
+    let gatekeeper = gatekeeper::from_bundles(&bundles, options)?;
+    Ok(Prepared {
+        policies,
+        gatekeeper,
+        bundles,
+    })
 }
 
 /// Run the bundles' own `test_*` rules; any failure refuses the activation.
@@ -260,10 +283,15 @@ impl DecisionPoint {
     pub fn reload(&self) -> Result<Arc<Snapshot>, LoadError> {
         let started = Instant::now();
         match build_policy_set(&self.sources, &self.options, &self.load) {
-            Ok((policies, bundles)) => {
+            Ok(Prepared {
+                policies,
+                gatekeeper,
+                bundles,
+            }) => {
                 let snapshot = Arc::new(Snapshot {
                     generation: self.generation.fetch_add(1, Ordering::SeqCst) + 1,
                     policies,
+                    gatekeeper,
                     bundles: bundles.iter().map(bundle_info).collect(),
                     activated_at: SystemTime::now(),
                     load_duration: started.elapsed(),
@@ -404,9 +432,9 @@ test_v if v == 1
         let pdp = DecisionPoint::load(&dirs, EngineOptions::default()).unwrap();
         let served = pdp.snapshot().unwrap();
         assert_eq!(served.policies.modules().len(), 1);
-        let (with_tests, _) =
+        let with_tests =
             build_policy_set(&dirs, &EngineOptions::default(), &LoadOptions::tools()).unwrap();
-        assert_eq!(with_tests.modules().len(), 2);
+        assert_eq!(with_tests.policies.modules().len(), 2);
     }
 
     #[test]

@@ -60,9 +60,13 @@ fn client_trusting(ca_pem: &str) -> reqwest::Client {
 }
 
 async fn start(dir: &Path) -> Result<TestServer, String> {
+    start_on(dir, vec![repo("policies"), repo("bundles")]).await
+}
+
+async fn start_on(dir: &Path, bundles: Vec<std::path::PathBuf>) -> Result<TestServer, String> {
     let dir = dir.to_path_buf();
     TestServer::try_start_with(move |c| {
-        c.bundles = vec![repo("policies"), repo("bundles")];
+        c.bundles = bundles;
         c.admission.enabled = true;
         c.admission.addr = "127.0.0.1:0".into();
         c.admission.cert_file = Some(dir.join("tls.crt"));
@@ -154,7 +158,7 @@ async fn admission_reviews_get_exact_answers_over_tls() {
     assert_eq!(message.matches("[admission]").count(), 10, "{message}");
     assert_eq!(
         response["warnings"],
-        json!(["container shell has no readinessProbe"])
+        json!(["[admission] container shell has no readinessProbe"])
     );
 
     // A Lease update: no policy checks leases, so no evaluation at all.
@@ -210,6 +214,166 @@ async fn admission_reviews_get_exact_answers_over_tls() {
         .as_str()
         .unwrap()
         .contains("not an AdmissionReview"));
+    server.stop().await;
+}
+
+/// A review of `object` as the API server sends it for a CREATE.
+fn create_review(object: Value) -> Value {
+    let api_version = object["apiVersion"].as_str().unwrap();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "uid-create",
+            "kind": {"group": group, "version": version, "kind": object["kind"]},
+            "name": object["metadata"]["name"],
+            "namespace": object["metadata"]["namespace"],
+            "operation": "CREATE",
+            "userInfo": {"username": "ci"},
+            "object": object,
+        }
+    })
+}
+
+#[tokio::test]
+async fn gatekeeper_constraints_deny_warn_and_dryrun_over_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = pki();
+    install(&pki, tmp.path());
+    let server = start_on(
+        tmp.path(),
+        vec![
+            repo("policies"),
+            repo("bundles"),
+            repo("tests/fixtures/gatekeeper/bundle"),
+            repo("tests/fixtures/gatekeeper/inventory"),
+        ],
+    )
+    .await
+    .unwrap();
+    let client = client_trusting(&pki.ca_pem);
+
+    // A Pod breaking several constraints: every deny constraint is listed
+    // by name, the warn constraint rides along as a warning.
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "agent", "namespace": "payments-prod",
+                     "labels": {"app": "agent", "portcullis.dev/team": "payments"}},
+        "spec": {"containers": [{
+            "name": "agent", "image": "docker.io/library/agent:latest",
+            "securityContext": {"privileged": true},
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+            "readinessProbe": {"exec": {"command": ["true"]}},
+            "livenessProbe": {"exec": {"command": ["true"]}}
+        }]}
+    });
+    let (status, body) = admit(&client, &server, &create_review(pod.clone())).await;
+    assert_eq!(status, 200);
+    let response = &body["response"];
+    assert_eq!(response["allowed"], json!(false), "{body}");
+    assert_eq!(response["status"]["code"], json!(403));
+    let message = response["status"]["message"].as_str().unwrap();
+    for expected in [
+        "[pods-must-have-owner] missing required label(s): portcullis.dev/owner",
+        "[allowed-repos] container agent: image docker.io/library/agent:latest is not from an allowed repository",
+        "[no-privileged-containers] privileged container agent is not allowed",
+    ] {
+        assert!(message.contains(expected), "{expected} not in {message}");
+    }
+    assert!(!message.contains("[no-latest-tag]"), "warn only: {message}");
+    assert!(!message.contains("[required-probes]"), "{message}");
+    let warnings = response["warnings"].as_array().unwrap();
+    assert!(
+        warnings.contains(&json!(
+            "[no-latest-tag] container agent uses the disallowed tag latest"
+        )),
+        "{warnings:?}"
+    );
+
+    // The same Pod in a namespace whose inventory labels exempt it from the
+    // privileged constraint (namespaceSelector).
+    let mut in_monitoring = pod.clone();
+    in_monitoring["metadata"]["namespace"] = json!("monitoring");
+    let (_, body) = admit(&client, &server, &create_review(in_monitoring)).await;
+    let message = body["response"]["status"]["message"].as_str().unwrap();
+    assert!(!message.contains("[no-privileged-containers]"), "{message}");
+    assert!(
+        !message.contains("[allowed-repos]"),
+        "namespaces: {message}"
+    );
+    assert!(message.contains("[pods-must-have-owner]"), "{message}");
+
+    // A compliant Pod is allowed; the dryrun constraint it breaks (no
+    // livenessProbe) is only counted.
+    let (_, body) = admit(&client, &server, &example_review("admission-pod")).await;
+    assert_eq!(body["response"]["allowed"], json!(true), "{body}");
+    assert!(body["response"].get("warnings").is_none(), "{body}");
+
+    // Constraints on other kinds: a NodePort Service, an Ingress whose host
+    // the inventory says is taken, a Namespace without a team.
+    let service = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "api", "namespace": "payments-prod"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+    let (_, body) = admit(&client, &server, &create_review(service)).await;
+    let message = body["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("[no-nodeport] Services of type NodePort are not allowed"),
+        "{message}"
+    );
+    let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "copy", "namespace": "payments-prod"},
+        "spec": {"rules": [{"host": "shop.example.com"}]}});
+    let (_, body) = admit(&client, &server, &create_review(ingress)).await;
+    let message = body["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "[unique-ingress-host] ingress host shop.example.com is already used by ingress shop/shop"
+        ),
+        "{message}"
+    );
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "scratch", "namespace": null}});
+    let (_, body) = admit(&client, &server, &create_review(namespace)).await;
+    let message = body["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message
+            .contains("[namespaces-must-have-team] missing required label(s): portcullis.dev/team"),
+        "{message}"
+    );
+
+    // Kinds no policy and no constraint selects still take the fast path,
+    // and exempt namespaces are not checked.
+    let lease = review(
+        "Lease",
+        "kube-node-lease",
+        "UPDATE",
+        json!({"kind": "Lease"}),
+    );
+    let (_, body) = admit(&client, &server, &lease).await;
+    assert_eq!(
+        body["response"],
+        json!({"uid": "uid-Lease-UPDATE", "allowed": true})
+    );
+    let mut exempt = pod.clone();
+    exempt["metadata"]["namespace"] = json!("kube-system");
+    let (_, body) = admit(&client, &server, &create_review(exempt)).await;
+    assert_eq!(body["response"]["allowed"], json!(true));
+
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"portcullis_gatekeeper_violations_total{constraint="required-probes",enforcement_action="dryrun"} 1"#,
+        r#"portcullis_gatekeeper_violations_total{constraint="no-latest-tag",enforcement_action="warn"} 2"#,
+        r#"portcullis_gatekeeper_violations_total{constraint="no-nodeport",enforcement_action="deny"} 1"#,
+        r#"portcullis_admission_reviews_total{outcome="fast_path"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
     server.stop().await;
 }
 

@@ -1,5 +1,5 @@
-//! The `portcullis` binary: eval, check, test, help, and serve with a
-//! SIGTERM drain.
+//! The `portcullis` binary: eval, check, test, verify, help, and serve with
+//! a SIGTERM drain.
 
 mod common;
 
@@ -31,6 +31,7 @@ fn every_command_has_help() {
         vec!["eval", "--help"],
         vec!["check", "--help"],
         vec!["test", "--help"],
+        vec!["verify", "--help"],
     ] {
         let (code, stdout, _) = run(&cmd);
         assert_eq!(code, 0, "{cmd:?}");
@@ -256,5 +257,110 @@ fn serve_answers_and_drains_on_sigterm() {
     assert!(
         rest.iter().any(|l| l.contains("shutdown requested")),
         "{rest:?}"
+    );
+}
+
+#[test]
+fn verify_runs_the_shipped_gatekeeper_suites() {
+    let (code, stdout, stderr) = run(&["verify", "-v", "tests/fixtures/gatekeeper/suites"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("  PASS pods-must-have-owner/pod-without-owner"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  SKIP no-nodeport/skipped-case-is-reported"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("43 passed, 0 failed, 1 skipped"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn verify_reports_failing_and_broken_cases_and_exits_non_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixtures = repo("tests/fixtures/gatekeeper");
+    let dir = tmp.path().join("hostnamespace");
+    std::fs::create_dir_all(dir.join("samples")).unwrap();
+    for sample in ["pod-host.yaml", "pod-isolated.yaml"] {
+        std::fs::copy(
+            fixtures.join("suites/hostnamespace/samples").join(sample),
+            dir.join("samples").join(sample),
+        )
+        .unwrap();
+    }
+    let template = fixtures.join("bundle/templates/hostnamespace.yaml");
+    let constraint = fixtures.join("bundle/constraints/no-host-namespaces.yaml");
+    std::fs::write(
+        dir.join("suite.yaml"),
+        format!(
+            "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests:\n- name: host\n  template: {}\n  constraint: {}\n  cases:\n  - name: wrong-count\n    object: samples/pod-host.yaml\n    assertions:\n    - violations: 3\n  - name: wrong-message\n    object: samples/pod-host.yaml\n    assertions:\n    - violations: 1\n      message: hostIPC\n  - name: right\n    object: samples/pod-isolated.yaml\n    assertions:\n    - violations: no\n  - name: missing-object\n    object: samples/nothing.yaml\n",
+            template.display(),
+            constraint.display()
+        ),
+    )
+    .unwrap();
+    let (code, stdout, _) = run(&["verify", tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("  FAIL host/wrong-count: expected 3 violation(s), found 2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "  FAIL host/wrong-message: expected 1 violation(s) matching \"hostIPC\", found 0"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  ERROR host/missing-object: cannot read"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("host/right"), "passes are quiet: {stdout}");
+    assert!(
+        stdout.trim_end().ends_with("1 passed, 3 failed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_refuses_cel_only_templates_and_positions_template_rego_errors() {
+    let (code, _, stderr) = run(&["check", "tests/fixtures/gatekeeper/unsupported"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(
+            "tests/fixtures/gatekeeper/unsupported/cel-only.yaml:1:1: ConstraintTemplate k8sceldenyall is not supported"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("does not evaluate CEL"), "{stderr}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let template = std::fs::read_to_string(repo(
+        "tests/fixtures/gatekeeper/bundle/templates/privileged.yaml",
+    ))
+    .unwrap()
+    .replace("privileged == true", "privileged == = true");
+    std::fs::write(tmp.path().join("template.yaml"), template).unwrap();
+    let (code, _, stderr) = run(&["check", tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("template.yaml:26:43: ConstraintTemplate k8sprivilegedcontainer:"),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) = run(&[
+        "check",
+        "tests/fixtures/gatekeeper/bundle",
+        "tests/fixtures/gatekeeper/inventory",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("9 Gatekeeper template(s), 10 constraint(s)"),
+        "{stdout}"
     );
 }

@@ -4,10 +4,13 @@
 //! Requests for kinds no policy checks, and requests in exempt namespaces,
 //! are allowed at once: no Rego is evaluated and the object is never
 //! converted (leases, events and node status updates are most of an API
-//! server's writes). Everything else is evaluated once against
-//! `data.admission.decision`; denials answer 403 with every message, warnings
-//! ride along allowed responses, and the decision id and revisions go into
-//! `auditAnnotations`.
+//! server's writes). Everything else is evaluated against
+//! `data.admission.decision` (for the configured kinds) and against every
+//! Gatekeeper constraint whose `spec.match` selects it. Denials answer 403
+//! with every message prefixed by the policy or constraint name, warnings
+//! (and `warn` constraints) ride along allowed responses, `dryrun`
+//! constraints are only counted and logged, and the decision id and
+//! revisions go into `auditAnnotations`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use super::data::active_snapshot;
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState};
 use crate::engine::{string_items, DataPath, Value};
+use crate::gatekeeper::EnforcementAction;
 use crate::pdp;
 
 /// Kubernetes caps each warning at 120 characters.
@@ -118,7 +122,15 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
             false,
         )
     };
-    if !settings.kinds.contains(&kind) || settings.exempt_namespaces.contains(&namespace) {
+    let group = text(&request["kind"]["group"]).unwrap_or_default();
+    // One atomic load: the fast-path test and the evaluation below see the
+    // same revision.
+    let snapshot = state.pdp.snapshot();
+    let policies_apply = settings.kinds.contains(&kind);
+    let constraints_apply = snapshot
+        .as_ref()
+        .is_some_and(|s| s.gatekeeper.may_match_kind(&group, &kind));
+    if settings.exempt_namespaces.contains(&namespace) || !(policies_apply || constraints_apply) {
         state.metrics.admission_fast_path.inc();
         return Ok(answer(AdmissionResponse {
             uid,
@@ -129,22 +141,51 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
         }));
     }
 
-    let snapshot = active_snapshot(&state)?;
-    let decision = pdp::decide_on(snapshot, &settings.decision, Some(review))?;
-    let denials = string_items(&decision.result["deny"]);
-    let warnings: Vec<String> = string_items(&decision.result["warn"])
-        .into_iter()
-        .map(|w| truncate(&w))
-        .collect();
-    let allowed = denials.is_empty() && matches!(decision.result["allowed"], Value::Bool(true));
-    if !allowed && denials.is_empty() {
-        // No decision document: refuse rather than pass silently.
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            super::error::code::INTERNAL_ERROR,
-            format!("{} is undefined or malformed", settings.decision),
-        ));
+    let snapshot = match snapshot {
+        Some(snapshot) => snapshot,
+        None => active_snapshot(&state)?,
+    };
+    let mut denials = Vec::new();
+    let mut warnings = Vec::new();
+    if policies_apply {
+        let decision = pdp::decide_on(snapshot.clone(), &settings.decision, Some(review.clone()))?;
+        let policy_denials = string_items(&decision.result["deny"]);
+        let allowed = matches!(decision.result["allowed"], Value::Bool(true));
+        if !allowed && policy_denials.is_empty() {
+            // No decision document: refuse rather than pass silently.
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                super::error::code::INTERNAL_ERROR,
+                format!("{} is undefined or malformed", settings.decision),
+            ));
+        }
+        denials.extend(policy_denials.iter().map(|m| format!("[admission] {m}")));
+        warnings.extend(
+            string_items(&decision.result["warn"])
+                .iter()
+                .map(|w| truncate(&format!("[admission] {w}"))),
+        );
     }
+    if constraints_apply {
+        for violation in snapshot.gatekeeper.review(request) {
+            state
+                .metrics
+                .constraint_violation(&violation.constraint, violation.action.as_str());
+            let message = format!("[{}] {}", violation.constraint, violation.message);
+            match violation.action {
+                EnforcementAction::Deny => denials.push(message),
+                EnforcementAction::Warn => warnings.push(truncate(&message)),
+                EnforcementAction::Dryrun => tracing::info!(
+                    constraint = %violation.constraint,
+                    kind = %kind,
+                    namespace = %namespace,
+                    message = %violation.message,
+                    "dryrun constraint violation"
+                ),
+            }
+        }
+    }
+    let allowed = denials.is_empty();
     if allowed {
         state.metrics.admission_allowed.inc();
     } else {
@@ -159,8 +200,7 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
     annotations.insert(
         "portcullis.dev/revision".into(),
         Json::String(
-            decision
-                .snapshot
+            snapshot
                 .bundles
                 .iter()
                 .map(|b| format!("{}={}", b.name, b.revision))
@@ -171,11 +211,7 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
     let status = (!allowed).then(|| DenyStatus {
         code: 403,
         reason: "Forbidden",
-        message: denials
-            .iter()
-            .map(|m| format!("[admission] {m}"))
-            .collect::<Vec<_>>()
-            .join("; "),
+        message: denials.join("; "),
     });
     Ok(answer(AdmissionResponse {
         uid,

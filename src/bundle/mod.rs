@@ -51,6 +51,20 @@ pub struct Bundle {
     pub policies: Vec<PolicyFile>,
     /// The bundle's data document (all data files merged), always an object.
     pub data: serde_json::Value,
+    /// YAML files holding Gatekeeper ConstraintTemplates or Constraints,
+    /// sorted by path; the `gatekeeper` module interprets them.
+    pub gatekeeper: Vec<GatekeeperFile>,
+}
+
+/// A YAML file of a bundle that holds Gatekeeper objects.
+#[derive(Debug, Clone)]
+pub struct GatekeeperFile {
+    /// The file's path inside the bundle, with `/` separators.
+    pub path: String,
+    /// The file, as errors name it (bundle location joined with `path`).
+    pub shown: String,
+    /// The YAML text (one or more documents).
+    pub text: String,
 }
 
 impl Bundle {
@@ -87,6 +101,7 @@ pub fn combine(
         manifest: Manifest::default(),
         policies: Vec::new(),
         data: serde_json::Value::Object(serde_json::Map::new()),
+        gatekeeper: Vec::new(),
     };
     let mut roots: Option<Vec<String>> = Some(Vec::new());
     for bundle in bundles {
@@ -108,6 +123,15 @@ pub fn combine(
                 });
             }
             combined.policies.push(policy);
+        }
+        for file in bundle.gatekeeper {
+            if combined.gatekeeper.iter().any(|g| g.path == file.path) {
+                return Err(BundleError::DataConflict {
+                    file: bundle.location.join(&file.path),
+                    path: file.path,
+                });
+            }
+            combined.gatekeeper.push(file);
         }
         merge_at(&mut combined.data, &[], bundle.data, &bundle.location)?;
     }
@@ -153,8 +177,9 @@ pub fn load_verified(path: &Path, verifier: Option<&Verifier>) -> Result<Bundle,
 /// Hidden directories below the top are skipped: editor and VCS folders, and
 /// in a Kubernetes ConfigMap volume the `..data` link and the timestamped
 /// `..2026_…` directory behind it, whose files are read once through the
-/// visible links. Files other than `.manifest`, `.signatures.json`, `*.rego`
-/// and data files are ignored.
+/// visible links. Files other than `.manifest`, `.signatures.json`, `*.rego`,
+/// data files and YAML files holding Gatekeeper templates or constraints are
+/// ignored.
 pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
     load_dir_verified(dir, None)
 }
@@ -193,12 +218,30 @@ fn load_dir_verified(dir: &Path, verifier: Option<&Verifier>) -> Result<Bundle, 
     assemble(bundle_name(dir), dir, files, verifier)
 }
 
-/// Whether a file name is one a bundle is made of.
+/// Whether a file name is one a bundle may be made of. YAML files other
+/// than data files are read and then kept only when they hold Gatekeeper
+/// objects ([`holds_gatekeeper_objects`]).
 pub(crate) fn is_bundle_file(name: &str) -> bool {
     name == ".manifest"
         || name == signing::SIGNATURES_FILE
         || name.ends_with(".rego")
+        || is_yaml(name)
         || DATA_FILES.contains(&name)
+}
+
+fn is_yaml(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+/// The API groups whose objects a bundle carries for the `gatekeeper`
+/// module. Other YAML (sample objects, test suites, kustomizations) is not
+/// part of the bundle.
+const GATEKEEPER_GROUPS: [&str; 2] = ["templates.gatekeeper.sh/", "constraints.gatekeeper.sh/"];
+
+/// Whether a YAML file mentions a Gatekeeper template or constraint API
+/// version (a cheap textual test; the `gatekeeper` module parses it).
+fn holds_gatekeeper_objects(text: &str) -> bool {
+    GATEKEEPER_GROUPS.iter().any(|group| text.contains(group))
 }
 
 /// Interpret a bundle's files: manifest, policies, data merged by directory,
@@ -209,6 +252,10 @@ pub(crate) fn assemble(
     mut files: Vec<RawFile>,
     verifier: Option<&Verifier>,
 ) -> Result<Bundle, BundleError> {
+    files.retain(|f| {
+        let file_name = f.path.rsplit('/').next().unwrap_or(&f.path);
+        !is_yaml(file_name) || DATA_FILES.contains(&file_name) || holds_gatekeeper_objects(&f.text)
+    });
     files.sort_by(|a, b| a.path.cmp(&b.path));
     if let Some(verifier) = verifier {
         let contents = files
@@ -229,6 +276,7 @@ pub(crate) fn assemble(
     };
     let roots = manifest.roots();
     let mut policies = Vec::new();
+    let mut gatekeeper = Vec::new();
     let mut data = serde_json::Value::Object(serde_json::Map::new());
     for file in files {
         let file_name = file
@@ -258,6 +306,12 @@ pub(crate) fn assemble(
                 .unwrap_or_default();
             roots::check_data_within(&roots, &dir_segments, &value, &shown)?;
             merge_at(&mut data, &dir_segments, value, &shown)?;
+        } else if is_yaml(&file_name) {
+            gatekeeper.push(GatekeeperFile {
+                shown: file_path(&file.path).display().to_string(),
+                path: file.path,
+                text: file.text,
+            });
         }
     }
     Ok(Bundle {
@@ -266,6 +320,7 @@ pub(crate) fn assemble(
         manifest,
         policies,
         data,
+        gatekeeper,
     })
 }
 
@@ -400,6 +455,32 @@ mod tests {
     fn missing_directory_is_an_io_error() {
         let err = load_dir(Path::new("/nonexistent/portcullis")).unwrap_err();
         assert!(matches!(err, BundleError::Io { .. }));
+    }
+
+    #[test]
+    fn gatekeeper_yaml_is_kept_and_other_yaml_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(
+            tmp.path(),
+            "templates/t.yaml",
+            "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\n",
+        );
+        write(
+            tmp.path(),
+            "constraints/c.yml",
+            "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sX\n",
+        );
+        write(
+            tmp.path(),
+            "samples/pod.yaml",
+            "apiVersion: v1\nkind: Pod\n",
+        );
+        write(tmp.path(), "notes.yaml", "this: [is not: valid yaml\n");
+        let bundle = load_dir(tmp.path()).unwrap();
+        let paths: Vec<&str> = bundle.gatekeeper.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["constraints/c.yml", "templates/t.yaml"]);
+        assert!(bundle.gatekeeper[1].shown.ends_with("templates/t.yaml"));
+        assert_eq!(bundle.data, serde_json::json!({}));
     }
 
     #[test]

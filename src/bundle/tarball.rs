@@ -109,6 +109,9 @@ pub fn write_tarball(
     for policy in &bundle.policies {
         members.insert(policy.path.clone(), policy.source.as_bytes().to_vec());
     }
+    for file in &bundle.gatekeeper {
+        members.insert(file.path.clone(), file.text.as_bytes().to_vec());
+    }
     if let Some(key) = signing_key {
         let signatures = signing::sign(&members, key).map_err(|source| BundleError::Signature {
             bundle: out.to_path_buf(),
@@ -186,6 +189,24 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(paths(&read), paths(&original));
+    }
+
+    #[test]
+    fn gatekeeper_files_travel_in_the_archive() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let original = bundle::load_dir(&root.join("tests/fixtures/gatekeeper/bundle")).unwrap();
+        assert_eq!(original.gatekeeper.len(), 19);
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("gatekeeper.tar.gz");
+        write_tarball(&original, &out, None).unwrap();
+        let read = bundle::load(&out).unwrap();
+        let files = |b: &Bundle| {
+            b.gatekeeper
+                .iter()
+                .map(|f| (f.path.clone(), f.text.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(files(&read), files(&original));
     }
 
     #[test]

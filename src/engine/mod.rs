@@ -338,6 +338,7 @@ mod tests {
                 })
                 .collect(),
             data,
+            gatekeeper: Vec::new(),
         }
     }
 

@@ -1,0 +1,505 @@
+//! The compiled Gatekeeper library of one snapshot: every template in an
+//! engine of its own (its Rego, its `libs` and `data.inventory`, nothing
+//! else), every constraint bound to its template, and the review of one
+//! admission request against all constraints that match it.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+
+use regorus::utils::limits::ExecutionTimerConfig;
+
+use super::document::{self, ConstraintDef, Document, EnforcementAction, ObjectKind, TemplateDef};
+use super::matching::Subject;
+use super::GatekeeperError;
+use crate::bundle::GatekeeperFile;
+use crate::engine::{EngineOptions, EvalError, PolicyError, Value};
+
+/// A template compiled in isolation.
+struct CompiledTemplate {
+    name: String,
+    engine: regorus::Engine,
+    /// `data.<package>.violation`.
+    violation_rule: String,
+}
+
+/// A constraint bound to its compiled template.
+#[derive(Debug, Clone)]
+pub struct Constraint {
+    /// The constraint as read.
+    pub def: ConstraintDef,
+    template: usize,
+    /// `spec.parameters` in the engine's value type, converted once.
+    parameters: Value,
+}
+
+/// One violation a constraint found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    /// The constraint's name.
+    pub constraint: String,
+    /// The constraint's kind.
+    pub kind: String,
+    /// What the constraint does with it.
+    pub action: EnforcementAction,
+    /// The violation's `msg`.
+    pub message: String,
+    /// The violation's `details` (undefined when absent).
+    pub details: Value,
+    /// The template could not be evaluated: `message` says why.
+    pub evaluation_failed: bool,
+}
+
+/// Templates and constraints, ready to review requests concurrently.
+pub struct Library {
+    templates: Vec<CompiledTemplate>,
+    constraints: Vec<Constraint>,
+    inventory: Value,
+    options: Option<EngineOptions>,
+}
+
+impl Default for Library {
+    fn default() -> Self {
+        Library {
+            templates: Vec::new(),
+            constraints: Vec::new(),
+            inventory: Value::new_object(),
+            options: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Library")
+            .field(
+                "templates",
+                &self.templates.iter().map(|t| &t.name).collect::<Vec<_>>(),
+            )
+            .field("constraints", &self.constraints.len())
+            .finish()
+    }
+}
+
+/// Every template and constraint document found in `files`.
+pub fn read_files(
+    files: &[GatekeeperFile],
+) -> Result<(Vec<TemplateDef>, Vec<ConstraintDef>), GatekeeperError> {
+    let mut templates = Vec::new();
+    let mut constraints = Vec::new();
+    for file in files {
+        for doc in document::documents(&file.shown, &file.text)? {
+            match document::object_kind(&doc) {
+                ObjectKind::Template => templates.push(document::template(&doc)?),
+                ObjectKind::Constraint => constraints.push(document::constraint(&doc)?),
+                ObjectKind::Other => {}
+            }
+        }
+    }
+    Ok((templates, constraints))
+}
+
+impl Library {
+    /// Compile `templates` and bind `constraints` to them. `inventory` is
+    /// what templates see as `data.inventory`.
+    pub fn compile(
+        templates: Vec<TemplateDef>,
+        constraints: Vec<ConstraintDef>,
+        inventory: Value,
+        options: &EngineOptions,
+    ) -> Result<Library, GatekeeperError> {
+        let mut by_kind: HashMap<String, usize> = HashMap::new();
+        let mut compiled = Vec::new();
+        for template in templates {
+            if let Some(&index) = by_kind.get(&template.kind) {
+                let other: &CompiledTemplate = &compiled[index];
+                return Err(GatekeeperError::Invalid {
+                    location: template.document.location(),
+                    object: format!("ConstraintTemplate {}", template.name),
+                    message: format!(
+                        "kind {} is already defined by template {}",
+                        template.kind, other.name
+                    ),
+                });
+            }
+            by_kind.insert(template.kind.clone(), compiled.len());
+            compiled.push(compile_template(&template, &inventory, options)?);
+        }
+        let mut names: HashMap<(String, String), ()> = HashMap::new();
+        let mut bound = Vec::new();
+        for def in constraints {
+            let Some(&template) = by_kind.get(&def.kind) else {
+                return Err(GatekeeperError::Invalid {
+                    location: def.location.clone(),
+                    object: format!("{} {}", def.kind, def.name),
+                    message: format!("no ConstraintTemplate defines kind {}", def.kind),
+                });
+            };
+            if names
+                .insert((def.kind.clone(), def.name.clone()), ())
+                .is_some()
+            {
+                return Err(GatekeeperError::Invalid {
+                    location: def.location.clone(),
+                    object: format!("{} {}", def.kind, def.name),
+                    message: "a constraint of this kind and name is already defined".into(),
+                });
+            }
+            let parameters = match &def.parameters {
+                serde_json::Value::Null => Value::new_object(),
+                other => Value::from(other.clone()),
+            };
+            bound.push(Constraint {
+                def,
+                template,
+                parameters,
+            });
+        }
+        Ok(Library {
+            templates: compiled,
+            constraints: bound,
+            inventory,
+            options: Some(options.clone()),
+        })
+    }
+
+    /// Whether there is nothing to evaluate.
+    pub fn is_empty(&self) -> bool {
+        self.constraints.is_empty()
+    }
+
+    /// The templates' names.
+    pub fn template_names(&self) -> Vec<&str> {
+        self.templates.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    /// The constraints.
+    pub fn constraints(&self) -> &[Constraint] {
+        &self.constraints
+    }
+
+    /// Whether some constraint could match an object of this group and kind
+    /// (when none can, the request needs no evaluation at all).
+    pub fn may_match_kind(&self, group: &str, kind: &str) -> bool {
+        self.constraints
+            .iter()
+            .any(|c| c.def.matcher.may_match_kind(group, kind))
+    }
+
+    /// Review one AdmissionRequest against every constraint that matches it.
+    /// A constraint whose evaluation fails is reported as a violation of its
+    /// own, so a broken template never lets a request through unnoticed.
+    pub fn review(&self, request: &Value) -> Vec<Violation> {
+        let subject = Subject::from_request(request, &self.inventory);
+        let mut violations = Vec::new();
+        for constraint in &self.constraints {
+            if !constraint.def.matcher.matches(&subject) {
+                continue;
+            }
+            match self.evaluate(constraint, request) {
+                Ok(found) => violations.extend(found),
+                Err(err) => violations.push(Violation {
+                    constraint: constraint.def.name.clone(),
+                    kind: constraint.def.kind.clone(),
+                    action: constraint.def.action,
+                    message: format!("template evaluation failed: {err}"),
+                    details: Value::Undefined,
+                    evaluation_failed: true,
+                }),
+            }
+        }
+        violations
+    }
+
+    fn evaluate(
+        &self,
+        constraint: &Constraint,
+        request: &Value,
+    ) -> Result<Vec<Violation>, EvalError> {
+        let template = &self.templates[constraint.template];
+        let mut engine = template.engine.clone();
+        let mut input = Value::new_object();
+        if let Ok(fields) = input.as_object_mut() {
+            fields.insert(Value::from("review"), request.clone());
+            fields.insert(Value::from("parameters"), constraint.parameters.clone());
+        }
+        engine.set_input(input);
+        let limit = self
+            .options
+            .as_ref()
+            .map(|o| o.eval_timeout)
+            .unwrap_or_default();
+        let result = engine
+            .eval_rule(template.violation_rule.clone())
+            .map_err(|err| EvalError::from_regorus(&err, limit))?;
+        let items: Vec<&Value> = match &result {
+            Value::Set(items) => items.iter().collect(),
+            Value::Array(items) => items.iter().collect(),
+            _ => Vec::new(),
+        };
+        Ok(items
+            .into_iter()
+            .map(|item| Violation {
+                constraint: constraint.def.name.clone(),
+                kind: constraint.def.kind.clone(),
+                action: constraint.def.action,
+                message: match &item["msg"] {
+                    Value::String(msg) => msg.to_string(),
+                    _ => item
+                        .to_json_str()
+                        .unwrap_or_else(|_| "violation without msg".into()),
+                },
+                details: item["details"].clone(),
+                evaluation_failed: false,
+            })
+            .collect())
+    }
+}
+
+fn compile_template(
+    template: &TemplateDef,
+    inventory: &Value,
+    options: &EngineOptions,
+) -> Result<CompiledTemplate, GatekeeperError> {
+    let doc: &Document = &template.document;
+    let rego_error = |errors: Vec<PolicyError>| GatekeeperError::Rego {
+        template: template.name.clone(),
+        errors,
+    };
+    let mut engine = regorus::Engine::new();
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: options.eval_timeout,
+        check_interval: NonZeroU32::MIN.saturating_add(63),
+    });
+    engine.set_rego_v0(!template.source.v1);
+    // Errors are positioned in the YAML file: the module is named after it
+    // and rows are shifted to where the Rego block sits.
+    let locate = |block: &str, err: &anyhow::Error| {
+        let mut error = PolicyError::from_regorus(err);
+        if let Some(at) = &error.location {
+            error.location = Some(doc.locate_embedded(block, at.row, at.col));
+        }
+        error
+    };
+    let mut errors = Vec::new();
+    let mut package = None;
+    match engine.add_policy(doc.file.clone(), template.source.rego.clone()) {
+        Ok(name) if name.starts_with("data.lib.") || name == "data.lib" => {
+            errors.push(PolicyError {
+                message: format!("the template's own package {name} may not be under data.lib"),
+                location: Some(doc.location()),
+            })
+        }
+        Ok(name) => package = Some(name),
+        Err(err) => errors.push(locate(&template.source.rego, &err)),
+    }
+    for lib in &template.source.libs {
+        match engine.add_policy(doc.file.clone(), lib.clone()) {
+            Ok(name) if !name.starts_with("data.lib.") => errors.push(PolicyError {
+                message: format!("library package {name} must be under data.lib"),
+                location: Some(doc.locate_embedded(lib, 1, 1)),
+            }),
+            Ok(_) => {}
+            Err(err) => errors.push(locate(lib, &err)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(rego_error(errors));
+    }
+    let package = package.unwrap_or_default();
+    let mut data = Value::new_object();
+    if let Ok(fields) = data.as_object_mut() {
+        fields.insert(Value::from("inventory"), inventory.clone());
+    }
+    engine
+        .add_data(data)
+        .map_err(|err| rego_error(vec![PolicyError::from_regorus(&err)]))?;
+    let violation_rule = format!("{package}.violation");
+    // Prepare now: the analysis is stored in the engine, so clones of it
+    // start ready.
+    engine
+        .eval_query("true".to_string(), false)
+        .map_err(|err| rego_error(vec![locate(&template.source.rego, &err)]))?;
+    if !defines_violation(&mut engine, &package) {
+        return Err(rego_error(vec![PolicyError {
+            message: format!("{package} defines no violation rule"),
+            location: Some(doc.location()),
+        }]));
+    }
+    Ok(CompiledTemplate {
+        name: template.name.clone(),
+        engine,
+        violation_rule,
+    })
+}
+
+/// Whether the module of `package` has a rule named `violation`.
+fn defines_violation(engine: &mut regorus::Engine, package: &str) -> bool {
+    use regorus::unstable::{Parser, Rule, RuleHead};
+    let packages = engine.get_policy_package_components().unwrap_or_default();
+    let modules = engine.get_modules();
+    modules.iter().zip(packages).any(|(module, components)| {
+        let name = format!("data.{}", components.components.join("."));
+        name == package
+            && module.policy.iter().any(|rule| {
+                let refr = match rule.as_ref() {
+                    Rule::Spec {
+                        head: RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. },
+                        ..
+                    } => refr,
+                    _ => return false,
+                };
+                Parser::get_path_ref_components(refr)
+                    .ok()
+                    .and_then(|parts| parts.first().map(|p| p.text() == "violation"))
+                    .unwrap_or(false)
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::GatekeeperFile;
+
+    fn template(kind: &str, rego: &str, libs: &[&str]) -> String {
+        let indent = |text: &str, by: usize| {
+            text.lines()
+                .map(|l| format!("{}{l}\n", " ".repeat(by)))
+                .collect::<String>()
+        };
+        let libs_yaml: String = libs
+            .iter()
+            .map(|lib| format!("        - |\n{}", indent(lib, 10)))
+            .collect();
+        format!(
+            "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: {}\nspec:\n  crd:\n    spec:\n      names:\n        kind: {kind}\n  targets:\n    - target: admission.k8s.gatekeeper.sh\n      rego: |\n{}{}",
+            kind.to_lowercase(),
+            indent(rego, 8),
+            if libs.is_empty() { String::new() } else { format!("      libs:\n{libs_yaml}") }
+        )
+    }
+
+    fn constraint(kind: &str, name: &str) -> String {
+        format!("apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: {kind}\nmetadata:\n  name: {name}\n")
+    }
+
+    fn library(docs: &[String]) -> Result<Library, GatekeeperError> {
+        let files = vec![GatekeeperFile {
+            path: "g.yaml".into(),
+            shown: "g.yaml".into(),
+            text: docs.join("---\n"),
+        }];
+        let (templates, constraints) = read_files(&files)?;
+        Library::compile(
+            templates,
+            constraints,
+            Value::new_object(),
+            &EngineOptions::default(),
+        )
+    }
+
+    fn pod_request() -> Value {
+        Value::from_json_str(
+            r#"{"kind": {"group": "", "version": "v1", "kind": "Pod"}, "namespace": "a",
+                "object": {"metadata": {"name": "p"}, "spec": {"n": 3}}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn libraries_are_shared_within_a_template_only() {
+        let uses_lib = template(
+            "K8sA",
+            "package k8sa\nimport data.lib.helpers\nviolation[{\"msg\": m}] { helpers.big; m := \"too big\" }",
+            &["package lib.helpers\nbig { input.review.object.spec.n > 2 }"],
+        );
+        let lib = library(&[uses_lib.clone(), constraint("K8sA", "a")]).unwrap();
+        let found = lib.review(&pod_request());
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].message, "too big");
+        assert_eq!(found[0].constraint, "a");
+
+        // Another template cannot see K8sA's library: it is isolated.
+        let borrows = template(
+            "K8sB",
+            "package k8sb\nviolation[{\"msg\": \"b\"}] { data.lib.helpers.big }",
+            &[],
+        );
+        let lib = library(&[uses_lib, borrows, constraint("K8sB", "b")]).unwrap();
+        assert!(lib.review(&pod_request()).is_empty());
+    }
+
+    #[test]
+    fn broken_definitions_are_refused_with_their_reason() {
+        let ok = template(
+            "K8sA",
+            "package k8sa\nviolation[{\"msg\": \"x\"}] { true }",
+            &[],
+        );
+        let cases = [
+            (vec![ok.clone(), ok.clone()], "already defined by template"),
+            (
+                vec![constraint("K8sMissing", "m")],
+                "no ConstraintTemplate defines kind K8sMissing",
+            ),
+            (
+                vec![ok.clone(), constraint("K8sA", "a"), constraint("K8sA", "a")],
+                "already defined",
+            ),
+            (
+                vec![template("K8sC", "package k8sc\nallow { true }", &[])],
+                "defines no violation rule",
+            ),
+            (
+                vec![template(
+                    "K8sD",
+                    "package k8sd\nviolation[{\"msg\": \"x\"}] { true }",
+                    &["package helpers\nx := 1"],
+                )],
+                "must be under data.lib",
+            ),
+            (
+                vec![template(
+                    "K8sE",
+                    "package lib.e\nviolation[{\"msg\": \"x\"}] { true }",
+                    &[],
+                )],
+                "may not be under data.lib",
+            ),
+            (
+                vec![ok.replace("name: k8sa", "name: other")],
+                "lowercase of the kind",
+            ),
+            (
+                vec![ok.replace("admission.k8s.gatekeeper.sh", "audit.example.com")],
+                "is not supported",
+            ),
+            (
+                vec![
+                    ok.clone(),
+                    constraint("K8sA", "a") + "spec:\n  enforcementAction: block\n",
+                ],
+                "is not one of deny, warn, dryrun",
+            ),
+        ];
+        for (docs, expected) in cases {
+            let err = library(&docs).unwrap_err().to_string();
+            assert!(err.contains(expected), "{expected:?} not in {err}");
+        }
+    }
+
+    #[test]
+    fn a_failing_template_is_reported_not_skipped() {
+        let failing = template(
+            "K8sF",
+            "package k8sf\nviolation[{\"msg\": m}] { m := sprintf(\"%v\", [1 / 0]) }",
+            &[],
+        );
+        let lib = library(&[failing, constraint("K8sF", "f")]).unwrap();
+        let found = lib.review(&pod_request());
+        assert_eq!(found.len(), 1);
+        assert!(found[0].evaluation_failed, "{found:?}");
+        assert!(found[0].message.starts_with("template evaluation failed"));
+        assert_eq!(found[0].action, EnforcementAction::Deny);
+    }
+}

@@ -1,0 +1,53 @@
+//! Gatekeeper compatibility: ConstraintTemplates (`templates.gatekeeper.sh`
+//! v1, v1beta1) and Constraints read from bundle YAML, each template
+//! compiled in an engine of its own, constraints matched against admission
+//! requests (`spec.match`) and evaluated to violations, and Gatekeeper's
+//! test suites (`portcullis verify`).
+//!
+//! Templates see what they see under Gatekeeper: `input.review` (the
+//! AdmissionRequest), `input.parameters` (the constraint's
+//! `spec.parameters`), their own `libs` under `data.lib`, and
+//! `data.inventory` (cluster objects, supplied here as bundle data at
+//! `inventory`, in Gatekeeper's layout `cluster/<groupVersion>/<Kind>/<name>`
+//! and `namespace/<ns>/<groupVersion>/<Kind>/<name>`).
+
+mod document;
+mod error;
+mod library;
+mod matching;
+pub mod suite;
+
+pub use document::{ConstraintDef, EnforcementAction, TemplateDef};
+pub use error::GatekeeperError;
+pub use library::{read_files, Constraint, Library, Violation};
+pub use matching::{Match, MatchError};
+
+use crate::bundle::Bundle;
+use crate::engine::{EngineOptions, Value};
+
+/// The bundle data path templates see as `data.inventory`.
+pub const INVENTORY_ROOT: &str = "inventory";
+
+/// Build the library of a set of bundles: every template and constraint
+/// they carry, with `data.inventory` taken from whichever bundle holds it.
+pub fn from_bundles(
+    bundles: &[Bundle],
+    options: &EngineOptions,
+) -> Result<Library, GatekeeperError> {
+    let mut templates = Vec::new();
+    let mut constraints = Vec::new();
+    for bundle in bundles {
+        let (t, c) = read_files(&bundle.gatekeeper)?;
+        templates.extend(t);
+        constraints.extend(c);
+    }
+    if templates.is_empty() && constraints.is_empty() {
+        return Ok(Library::default());
+    }
+    let inventory = bundles
+        .iter()
+        .find_map(|b| b.data.get(INVENTORY_ROOT))
+        .map(|inv| Value::from(inv.clone()))
+        .unwrap_or_else(Value::new_object);
+    Library::compile(templates, constraints, inventory, options)
+}
