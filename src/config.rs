@@ -38,8 +38,56 @@ pub struct Config {
     /// When set, every bundle (local and remote) must be signed with one of
     /// these keys.
     pub verification: Option<crate::bundle::signing::VerificationSettings>,
+    /// The decision cache.
+    pub cache: CacheConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// The decision cache.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Cache decisions (never across activations, never for policies that
+    /// call non-deterministic builtins).
+    pub enabled: bool,
+    /// At most this many entries.
+    pub max_entries: u64,
+    /// At most this many bytes of cached results (approximate).
+    pub max_bytes: u64,
+    /// Entries expire this many seconds after they were made (0: never).
+    pub ttl_seconds: u64,
+    /// Data paths never cached (`/secrets/access`: that path and below).
+    pub exclude_paths: Vec<String>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            max_entries: 100_000,
+            max_bytes: 256 * 1024 * 1024,
+            ttl_seconds: 300,
+            exclude_paths: Vec::new(),
+        }
+    }
+}
+
+impl CacheConfig {
+    /// The settings the cache is built from.
+    pub fn settings(&self) -> crate::cache::CacheSettings {
+        crate::cache::CacheSettings {
+            enabled: self.enabled,
+            max_entries: self.max_entries,
+            max_bytes: self.max_bytes,
+            ttl: (self.ttl_seconds > 0).then(|| Duration::from_secs(self.ttl_seconds)),
+            exclude_paths: self
+                .exclude_paths
+                .iter()
+                .map(|p| crate::engine::DataPath::parse(p))
+                .collect(),
+        }
+    }
 }
 
 /// The admission webhook listener.
@@ -213,6 +261,7 @@ impl Default for Config {
             self_test: false,
             admission: AdmissionConfig::default(),
             verification: None,
+            cache: CacheConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -277,7 +326,7 @@ pub enum ConfigError {
 }
 
 /// The environment variables read, and the key each sets.
-pub const ENV_KEYS: [(&str, &str); 12] = [
+pub const ENV_KEYS: [(&str, &str); 15] = [
     ("PORTCULLIS_ADDR", "server.addr"),
     ("PORTCULLIS_BUNDLES", "bundles"),
     ("PORTCULLIS_DEFAULT_DECISION", "default_decision"),
@@ -290,6 +339,9 @@ pub const ENV_KEYS: [(&str, &str); 12] = [
     ("PORTCULLIS_WATCH_DEBOUNCE_MS", "watch.debounce_ms"),
     ("PORTCULLIS_LOG_LEVEL", "log.level"),
     ("PORTCULLIS_LOG_FORMAT", "log.format"),
+    ("PORTCULLIS_CACHE", "cache.enabled"),
+    ("PORTCULLIS_CACHE_MAX_ENTRIES", "cache.max_entries"),
+    ("PORTCULLIS_CACHE_TTL_SECONDS", "cache.ttl_seconds"),
 ];
 
 /// serde_json refuses deeper documents than this, whatever we allow.
@@ -372,6 +424,9 @@ impl Config {
             "engine.vm" => self.engine.vm = boolean(value)?,
             "watch.enabled" => self.watch.enabled = boolean(value)?,
             "watch.debounce_ms" => self.watch.debounce_ms = number(value)?,
+            "cache.enabled" => self.cache.enabled = boolean(value)?,
+            "cache.max_entries" => self.cache.max_entries = number(value)?,
+            "cache.ttl_seconds" => self.cache.ttl_seconds = number(value)?,
             "log.level" => self.log.level = value.to_string(),
             "log.format" => {
                 self.log.format = match value {
@@ -396,6 +451,12 @@ impl Config {
             return Err(invalid(
                 "bundles",
                 "at least one bundle directory or remote bundle is needed".into(),
+            ));
+        }
+        if self.cache.enabled && (self.cache.max_entries == 0 || self.cache.max_bytes == 0) {
+            return Err(invalid(
+                "cache.max_entries",
+                "max_entries and max_bytes must be above 0 (or set cache.enabled: false)".into(),
             ));
         }
         if self.admission.enabled {

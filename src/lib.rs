@@ -14,6 +14,8 @@
 //!   loading and atomic activation, `decide()`.
 //! - [`api`]: the axum routers (Data API, batch, policies, health) and the one
 //!   error-to-status mapping.
+//! - [`cache`]: the decision cache (moka), keyed on the snapshot generation
+//!   and the parts of the input a policy reads.
 //! - [`config`]: configuration from a YAML file, environment and flags.
 //! - [`source`]: watching bundle files and reloading on change.
 //! - [`tls`]: rustls for the admission listener, with certificate hot reload.
@@ -36,6 +38,7 @@
 
 pub mod api;
 pub mod bundle;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod engine;

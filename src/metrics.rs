@@ -30,6 +30,10 @@ pub struct Metrics {
     /// Admission reviews denied.
     pub admission_denied: IntCounter,
     constraint_violations: IntCounterVec,
+    cache_lookups: IntCounterVec,
+    cache_evictions: IntCounterVec,
+    cache_entries: IntGaugeVec,
+    cache_bytes: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -85,7 +89,40 @@ impl Metrics {
             &["constraint", "enforcement_action"],
         )
         .expect("valid metric");
+        let cache_lookups = IntCounterVec::new(
+            Opts::new(
+                "decision_cache_requests_total",
+                "Decision cache lookups by cache and result (hit, miss, bypass: not cacheable or cache off).",
+            ),
+            &["cache", "result"],
+        )
+        .expect("valid metric");
+        let cache_evictions = IntCounterVec::new(
+            Opts::new(
+                "decision_cache_evictions_total",
+                "Decision cache entries evicted, by cache and cause (size, expired).",
+            ),
+            &["cache", "cause"],
+        )
+        .expect("valid metric");
+        let cache_entries = IntGaugeVec::new(
+            Opts::new("decision_cache_entries", "Entries in the decision cache."),
+            &["cache"],
+        )
+        .expect("valid metric");
+        let cache_bytes = IntGaugeVec::new(
+            Opts::new(
+                "decision_cache_bytes",
+                "Approximate bytes held by the decision cache (its weighted size).",
+            ),
+            &["cache"],
+        )
+        .expect("valid metric");
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(cache_lookups.clone()),
+            Box::new(cache_evictions.clone()),
+            Box::new(cache_entries.clone()),
+            Box::new(cache_bytes.clone()),
             Box::new(constraint_violations.clone()),
             Box::new(bundle_info.clone()),
             Box::new(last_activation.clone()),
@@ -111,6 +148,10 @@ impl Metrics {
             admission_denied: admission.with_label_values(&["denied"]),
             registry,
             constraint_violations,
+            cache_lookups,
+            cache_evictions,
+            cache_entries,
+            cache_bytes,
             bundle_info,
             last_activation,
             load_duration,
@@ -141,6 +182,30 @@ impl Metrics {
         self.constraint_violations
             .with_label_values(&[constraint, action])
             .inc();
+    }
+
+    /// The hit, miss and bypass counters of one cache, resolved once so
+    /// that counting a lookup is one atomic add.
+    pub fn cache_counters(&self, cache: &str) -> [IntCounter; 3] {
+        ["hit", "miss", "bypass"]
+            .map(|result| self.cache_lookups.with_label_values(&[cache, result]))
+    }
+
+    /// Count one decision cache eviction.
+    pub fn cache_evicted(&self, cache: &str, cause: &str) {
+        self.cache_evictions
+            .with_label_values(&[cache, cause])
+            .inc();
+    }
+
+    /// Publish a decision cache's size.
+    pub fn cache_size(&self, cache: &str, entries: u64, bytes: u64) {
+        self.cache_entries
+            .with_label_values(&[cache])
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        self.cache_bytes
+            .with_label_values(&[cache])
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Record a load that did not activate.

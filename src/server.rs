@@ -15,6 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::api::error::{code, ApiError};
 use crate::api::{self, AppState};
 use crate::bundle::Verifier;
+use crate::cache::DecisionCache;
 use crate::config::{Config, ConfigError};
 use crate::engine::{DataPath, EngineOptions};
 use crate::metrics::Metrics;
@@ -127,6 +128,16 @@ impl Server {
             default_decision: Arc::new(DataPath::parse(&config.default_decision)),
             shutting_down: Arc::new(AtomicBool::new(false)),
             remotes: Arc::new(remotes),
+            decisions: Arc::new(DecisionCache::new(
+                "data",
+                &config.cache.settings(),
+                Some(metrics.clone()),
+            )),
+            verdicts: Arc::new(DecisionCache::new(
+                "admission",
+                &config.cache.settings(),
+                Some(metrics.clone()),
+            )),
             metrics,
             admission: config.admission.enabled.then(|| {
                 crate::api::admission::settings(

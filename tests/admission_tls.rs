@@ -137,7 +137,7 @@ async fn admission_reviews_get_exact_answers_over_tls() {
     );
     assert_eq!(
         annotations["portcullis.dev/revision"],
-        json!("policies=policies-2026.11.22.2,bundles=platform-data-2026.11.22.2")
+        json!("policies=policies-2026.11.22.3,bundles=platform-data-2026.11.22.2")
     );
 
     // A privileged debug Pod: denied with every reason.
@@ -374,6 +374,99 @@ async fn gatekeeper_constraints_deny_warn_and_dryrun_over_tls() {
     ] {
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reviews_differing_only_in_unread_fields_share_a_cached_verdict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = pki();
+    install(&pki, tmp.path());
+    let server = start_on(
+        tmp.path(),
+        vec![
+            repo("policies"),
+            repo("bundles"),
+            repo("tests/fixtures/gatekeeper/bundle"),
+            repo("tests/fixtures/gatekeeper/inventory"),
+        ],
+    )
+    .await
+    .unwrap();
+    let client = client_trusting(&pki.ca_pem);
+    let base = example_review("admission-pod");
+    let hits = || async {
+        let metrics = reqwest::get(server.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(
+                    r#"portcullis_decision_cache_requests_total{cache="admission",result="hit"}"#,
+                )
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap());
+        line.unwrap_or(0)
+    };
+
+    let (_, first) = admit(&client, &server, &base).await;
+    assert_eq!(hits().await, 0);
+    // What the API server changes between two writes of the same object:
+    // uid, resourceVersion, managedFields, status. None is read.
+    let mut again = base.clone();
+    again["request"]["uid"] = json!("another-uid");
+    let object = &mut again["request"]["object"];
+    object["metadata"]["resourceVersion"] = json!("99999");
+    object["metadata"]["managedFields"] =
+        json!([{"manager": "kubectl", "operation": "Update", "time": "2026-11-22T00:00:00Z"}]);
+    object["status"] = json!({"phase": "Running", "podIP": "10.0.0.7"});
+    let (_, second) = admit(&client, &server, &again).await;
+    assert_eq!(hits().await, 1, "{second}");
+    assert_eq!(second["response"]["uid"], json!("another-uid"));
+    assert_eq!(second["response"]["allowed"], first["response"]["allowed"]);
+    assert_eq!(
+        second["response"].get("warnings"),
+        first["response"].get("warnings")
+    );
+    assert_ne!(
+        second["response"]["auditAnnotations"]["portcullis.dev/decision-id"],
+        first["response"]["auditAnnotations"]["portcullis.dev/decision-id"]
+    );
+
+    // Any difference in a field some policy or constraint reads misses,
+    // and gets its own verdict.
+    let mut changes: Vec<(&str, Value)> = Vec::new();
+    let mut image = base.clone();
+    image["request"]["object"]["spec"]["containers"][0]["image"] = json!("docker.io/x:latest");
+    changes.push(("container image", image));
+    let mut label = base.clone();
+    label["request"]["object"]["metadata"]["labels"]["tier"] = json!("batch");
+    changes.push(("a label a selector reads", label));
+    let mut namespace = base.clone();
+    namespace["request"]["namespace"] = json!("monitoring");
+    changes.push(("namespace", namespace));
+    let mut operation = base.clone();
+    operation["request"]["operation"] = json!("UPDATE");
+    changes.push(("operation", operation));
+    let mut group = base.clone();
+    group["request"]["kind"]["group"] = json!("example.com");
+    changes.push(("API group", group));
+    for (what, review) in &changes {
+        let before = hits().await;
+        let (status, _) = admit(&client, &server, review).await;
+        assert_eq!(status, 200);
+        assert_eq!(hits().await, before, "a change of {what} must miss");
+    }
+    let (_, denied) = admit(&client, &server, &changes[0].1).await;
+    assert_eq!(denied["response"]["allowed"], json!(false), "{denied}");
+    assert!(denied["response"]["status"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("[allowed-repos]"));
     server.stop().await;
 }
 

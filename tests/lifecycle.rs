@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use common::{repo, TestServer};
 use portcullis::api::{self, AppState};
+use portcullis::cache::DecisionCache;
 use portcullis::config::{Config, Limits};
 use portcullis::engine::{DataPath, EngineOptions};
 use portcullis::pdp::DecisionPoint;
@@ -42,7 +43,7 @@ async fn health_endpoints_and_status_document() {
     assert_eq!(
         revisions,
         [
-            ("policies".to_string(), "policies-2026.11.22.2".to_string()),
+            ("policies".to_string(), "policies-2026.11.22.3".to_string()),
             (
                 "bundles".to_string(),
                 "platform-data-2026.11.22.2".to_string()
@@ -60,6 +61,7 @@ async fn not_ready_until_a_bundle_is_active() {
         vec![repo("policies")],
         EngineOptions::default(),
     ));
+    let settings = portcullis::config::CacheConfig::default().settings();
     let state = AppState {
         pdp: pdp.clone(),
         limits: Arc::new(Limits::default()),
@@ -68,6 +70,8 @@ async fn not_ready_until_a_bundle_is_active() {
         remotes: Arc::new(Vec::new()),
         admission: None,
         metrics: Arc::new(portcullis::metrics::Metrics::new()),
+        decisions: Arc::new(DecisionCache::new("data", &settings, None)),
+        verdicts: Arc::new(DecisionCache::new("admission", &settings, None)),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

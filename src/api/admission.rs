@@ -26,9 +26,11 @@ use super::body::{parse_json, read_limited};
 use super::data::active_snapshot;
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState};
+use crate::cache::Weigh;
+use crate::engine::reads::{InputReads, ReadSet};
 use crate::engine::{string_items, DataPath, Value};
 use crate::gatekeeper::EnforcementAction;
-use crate::pdp;
+use crate::pdp::{self, Snapshot};
 
 /// Kubernetes caps each warning at 120 characters.
 const MAX_WARNING_CHARS: usize = 120;
@@ -145,46 +147,52 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
         Some(snapshot) => snapshot,
         None => active_snapshot(&state)?,
     };
-    let mut denials = Vec::new();
-    let mut warnings = Vec::new();
+    let mut reads = ReadSet::default();
     if policies_apply {
-        let decision = pdp::decide_on(snapshot.clone(), &settings.decision, Some(review.clone()))?;
-        let policy_denials = string_items(&decision.result["deny"]);
-        let allowed = matches!(decision.result["allowed"], Value::Bool(true));
-        if !allowed && policy_denials.is_empty() {
-            // No decision document: refuse rather than pass silently.
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                super::error::code::INTERNAL_ERROR,
-                format!("{} is undefined or malformed", settings.decision),
-            ));
-        }
-        denials.extend(policy_denials.iter().map(|m| format!("[admission] {m}")));
-        warnings.extend(
-            string_items(&decision.result["warn"])
-                .iter()
-                .map(|w| truncate(&format!("[admission] {w}"))),
-        );
+        reads.merge(&snapshot.policies.reads_of(&settings.decision));
     }
     if constraints_apply {
-        for violation in snapshot.gatekeeper.review(request) {
-            state
-                .metrics
-                .constraint_violation(&violation.constraint, violation.action.as_str());
-            let message = format!("[{}] {}", violation.constraint, violation.message);
-            match violation.action {
-                EnforcementAction::Deny => denials.push(message),
-                EnforcementAction::Warn => warnings.push(truncate(&message)),
-                EnforcementAction::Dryrun => tracing::info!(
-                    constraint = %violation.constraint,
-                    kind = %kind,
-                    namespace = %namespace,
-                    message = %violation.message,
-                    "dryrun constraint violation"
-                ),
-            }
+        reads.merge(snapshot.gatekeeper.reads());
+    }
+    // Which evaluations run depends on the kind: always part of the key.
+    reads.merge(&KIND_READ);
+    let key = state.verdicts.key(
+        snapshot.generation,
+        &settings.decision,
+        &reads,
+        Some(&review),
+    );
+    let evaluate = || {
+        evaluate_review(
+            &snapshot,
+            &settings,
+            &review,
+            policies_apply,
+            constraints_apply,
+        )
+        .map(Arc::new)
+    };
+    let (verdict, _) = state
+        .verdicts
+        .get_or_compute(key, evaluate)
+        .await
+        .map_err(|err| (*err).clone())?;
+    for (constraint, action, message) in &verdict.violations {
+        state
+            .metrics
+            .constraint_violation(constraint, action.as_str());
+        if *action == EnforcementAction::Dryrun {
+            tracing::info!(
+                constraint = %constraint,
+                kind = %kind,
+                namespace = %namespace,
+                message = %message,
+                "dryrun constraint violation"
+            );
         }
     }
+    let denials = &verdict.denials;
+    let warnings = verdict.warnings.clone();
     let allowed = denials.is_empty();
     if allowed {
         state.metrics.admission_allowed.inc();
@@ -220,6 +228,93 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
         warnings,
         audit_annotations: Some(annotations),
     }))
+}
+
+/// What evaluating one review found: the answer without the parts that
+/// change per request (uid, decision id). This is what the cache keeps.
+#[derive(Debug)]
+pub struct Verdict {
+    /// Denial messages, prefixed by policy or constraint name.
+    denials: Vec<String>,
+    /// Warnings, prefixed and capped.
+    warnings: Vec<String>,
+    /// Every constraint violation (constraint, action, message), for the
+    /// metrics and the dryrun log, replayed on every answer.
+    violations: Vec<(String, EnforcementAction, String)>,
+}
+
+impl Weigh for Arc<Verdict> {
+    fn weight(&self) -> usize {
+        let text = |items: &[String]| items.iter().map(|s| s.len() + 24).sum::<usize>();
+        64 + text(&self.denials)
+            + text(&self.warnings)
+            + self
+                .violations
+                .iter()
+                .map(|(c, _, m)| c.len() + m.len() + 48)
+                .sum::<usize>()
+    }
+}
+
+/// The request fields that decide which evaluations run.
+static KIND_READ: std::sync::LazyLock<ReadSet> = std::sync::LazyLock::new(|| ReadSet {
+    input: InputReads::Paths(
+        [vec!["request".to_string(), "kind".to_string()]]
+            .into_iter()
+            .collect(),
+    ),
+    nondeterministic: Vec::new(),
+});
+
+/// Evaluate `data.admission` (when its kinds include the request's) and
+/// every matching constraint (when some may match).
+fn evaluate_review(
+    snapshot: &Arc<Snapshot>,
+    settings: &AdmissionSettings,
+    review: &Value,
+    policies_apply: bool,
+    constraints_apply: bool,
+) -> Result<Verdict, ApiError> {
+    let mut verdict = Verdict {
+        denials: Vec::new(),
+        warnings: Vec::new(),
+        violations: Vec::new(),
+    };
+    if policies_apply {
+        let decision = pdp::decide_on(snapshot.clone(), &settings.decision, Some(review.clone()))?;
+        let policy_denials = string_items(&decision.result["deny"]);
+        let allowed = matches!(decision.result["allowed"], Value::Bool(true));
+        if !allowed && policy_denials.is_empty() {
+            // No decision document: refuse rather than pass silently.
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                super::error::code::INTERNAL_ERROR,
+                format!("{} is undefined or malformed", settings.decision),
+            ));
+        }
+        verdict
+            .denials
+            .extend(policy_denials.iter().map(|m| format!("[admission] {m}")));
+        verdict.warnings.extend(
+            string_items(&decision.result["warn"])
+                .iter()
+                .map(|w| truncate(&format!("[admission] {w}"))),
+        );
+    }
+    if constraints_apply {
+        for violation in snapshot.gatekeeper.review(&review["request"]) {
+            let message = format!("[{}] {}", violation.constraint, violation.message);
+            match violation.action {
+                EnforcementAction::Deny => verdict.denials.push(message),
+                EnforcementAction::Warn => verdict.warnings.push(truncate(&message)),
+                EnforcementAction::Dryrun => {}
+            }
+            verdict
+                .violations
+                .push((violation.constraint, violation.action, violation.message));
+        }
+    }
+    Ok(verdict)
 }
 
 fn truncate(message: &str) -> String {

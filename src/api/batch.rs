@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use super::body::{parse_json, read_limited};
 use super::data::{active_snapshot, elapsed_ns, Provenance};
+use super::decide::decide;
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState, QueryFlags};
 use crate::engine::{DataPath, Value};
-use crate::pdp;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,14 +84,13 @@ pub async fn batch_post(
     let mut any_error = false;
     let mut responses = BTreeMap::new();
     for (id, input) in request.inputs {
-        let item = match pdp::decide_on(snapshot.clone(), &path, Some(input)) {
-            Ok(decision) => BatchItem::Ok {
+        let item = match decide(&state, &snapshot, &path, Some(input)).await {
+            Ok(answer) => BatchItem::Ok {
                 decision_id: new_decision_id(),
-                result: decision.result,
+                result: answer.result,
             },
-            Err(err) => {
+            Err(error) => {
                 any_error = true;
-                let error = ApiError::from(err);
                 BatchItem::Err {
                     http_status_code: error.status.as_u16().to_string(),
                     error: error.body(),

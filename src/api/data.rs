@@ -11,10 +11,12 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::body::{parse_json, read_limited};
+use super::decide::decide;
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState, QueryFlags};
+use crate::cache::CacheStatus;
 use crate::engine::{DataPath, Value};
-use crate::pdp::{self, DecideError, Snapshot};
+use crate::pdp::{DecideError, Snapshot};
 
 /// The v1 request body: `{"input": …}`.
 #[derive(Debug, Deserialize)]
@@ -41,6 +43,8 @@ pub(super) struct Timings {
     pub timer_rego_input_parse_ns: u64,
     pub timer_rego_query_eval_ns: u64,
     pub timer_server_handler_ns: u64,
+    /// 1 when the decision cache answered (no evaluation ran), else 0.
+    pub counter_decision_cache_hit: u64,
 }
 
 /// `?provenance`: the server version and each bundle's revision.
@@ -123,7 +127,7 @@ pub(super) fn elapsed_ns(since: Instant) -> u64 {
 }
 
 /// Evaluate and answer in v1 form.
-fn answer_v1(
+async fn answer_v1(
     state: &AppState,
     path: &str,
     input: Option<Value>,
@@ -134,20 +138,15 @@ fn answer_v1(
 ) -> Result<Response, ApiError> {
     let snapshot = active_snapshot(state)?;
     let path = DataPath::parse(path);
-    let decision = pdp::decide_on(snapshot, &path, input)?;
+    let answer = decide(state, &snapshot, &path, input).await?;
     let decision_id = new_decision_id();
     let timings = Timings {
         timer_rego_input_parse_ns: parse_ns,
-        timer_rego_query_eval_ns: decision.eval_ns,
+        timer_rego_query_eval_ns: answer.eval_ns,
         timer_server_handler_ns: elapsed_ns(started),
+        counter_decision_cache_hit: u64::from(answer.cache == CacheStatus::Hit),
     };
-    let mut body = V1Response::new(
-        &decision_id,
-        &decision.result,
-        flags,
-        timings,
-        &decision.snapshot,
-    );
+    let mut body = V1Response::new(&decision_id, &answer.result, flags, timings, &snapshot);
     if warn_missing_input {
         body.warning = Some(MISSING_INPUT);
     }
@@ -171,7 +170,7 @@ async fn v1_post_inner(
     };
     let parse_ns = elapsed_ns(parse_started);
     let missing = input.is_none();
-    answer_v1(&state, path, input, missing, flags, started, parse_ns)
+    answer_v1(&state, path, input, missing, flags, started, parse_ns).await
 }
 
 /// `POST /v1/data/{path}`.
@@ -200,7 +199,7 @@ pub async fn v1_get(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let flags = QueryFlags::parse(query.as_deref());
-    answer_v1(&state, &path, None, false, flags, Instant::now(), 0)
+    answer_v1(&state, &path, None, false, flags, Instant::now(), 0).await
 }
 
 /// `GET /v1/data`.
@@ -209,7 +208,7 @@ pub async fn v1_get_root(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let flags = QueryFlags::parse(query.as_deref());
-    answer_v1(&state, "", None, false, flags, Instant::now(), 0)
+    answer_v1(&state, "", None, false, flags, Instant::now(), 0).await
 }
 
 /// Evaluate with the raw body as input and answer the raw value (v0 form).
@@ -225,11 +224,11 @@ async fn answer_raw(state: &AppState, path: &DataPath, body: Body) -> Result<Res
         )?)
     };
     let snapshot = active_snapshot(state)?;
-    let decision = pdp::decide_on(snapshot, path, input)?;
-    if matches!(decision.result, Value::Undefined) {
+    let answer = decide(state, &snapshot, path, input).await?;
+    if matches!(answer.result, Value::Undefined) {
         return Err(ApiError::undefined_document(path.as_ref_str()));
     }
-    Ok(json_response(StatusCode::OK, &decision.result, false))
+    Ok(json_response(StatusCode::OK, &answer.result, false))
 }
 
 /// `POST /v0/data/{path}`.

@@ -11,6 +11,8 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::{flag_on, json_response, query_pairs, AppState};
+use crate::engine::DataPath;
+use crate::pdp::Snapshot;
 use crate::source::RemoteStatus;
 use std::sync::Arc;
 
@@ -109,6 +111,52 @@ struct StatusBody {
     bundles: Vec<BundleStatus>,
     remote_bundles: Vec<Arc<RemoteStatus>>,
     last_failure: Option<FailureStatus>,
+    cache: CacheStatusBody,
+}
+
+/// The decision cache: on or off, and for every entry point whether its
+/// decisions are cached, on which input paths, or why not.
+#[derive(Debug, Serialize)]
+struct CacheStatusBody {
+    enabled: bool,
+    entry_points: Vec<EntryPointCache>,
+}
+
+#[derive(Debug, Serialize)]
+struct EntryPointCache {
+    path: String,
+    cacheable: bool,
+    /// The input paths the key is computed from; `null`: the whole input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_paths: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+fn cache_status(state: &AppState, snapshot: Option<&Arc<Snapshot>>) -> CacheStatusBody {
+    let entry_points = snapshot
+        .map(|s| s.policies.entry_point_reads())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(path, reads)| {
+            let reason = state
+                .decisions
+                .refusal(&DataPath::from_dotted(&path), &reads);
+            EntryPointCache {
+                cacheable: reason.is_none(),
+                input_paths: reads
+                    .input
+                    .minimal()
+                    .map(|paths| paths.iter().map(|p| p.join(".")).collect()),
+                path,
+                reason,
+            }
+        })
+        .collect();
+    CacheStatusBody {
+        enabled: state.decisions.enabled(),
+        entry_points,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -155,6 +203,7 @@ pub async fn status(State(state): State<AppState>) -> Response {
             at: rfc3339(f.at),
             message: f.message.clone(),
         }),
+        cache: cache_status(&state, snapshot.as_ref()),
     };
     json_response(StatusCode::OK, &Envelope { result: body }, false)
 }

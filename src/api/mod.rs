@@ -6,6 +6,7 @@ pub mod admission;
 mod batch;
 pub mod body;
 mod data;
+mod decide;
 pub mod error;
 mod health;
 mod policies;
@@ -19,6 +20,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
 
+use crate::cache::{CachedDecision, DecisionCache};
 use crate::config::Limits;
 use crate::engine::DataPath;
 use crate::pdp::DecisionPoint;
@@ -40,6 +42,10 @@ pub struct AppState {
     pub admission: Option<Arc<admission::AdmissionSettings>>,
     /// The Prometheus collectors.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Cached Data API decisions.
+    pub decisions: Arc<DecisionCache<CachedDecision>>,
+    /// Cached admission verdicts.
+    pub verdicts: Arc<DecisionCache<Arc<admission::Verdict>>>,
 }
 
 /// The decision API router.
@@ -66,6 +72,8 @@ pub fn router(state: AppState) -> Router {
 
 /// `GET /metrics`: the text exposition format.
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    state.decisions.record_size().await;
+    state.verdicts.record_size().await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

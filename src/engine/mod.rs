@@ -11,11 +11,13 @@
 pub mod cidr;
 mod error;
 mod path;
+pub mod reads;
 pub mod testing;
 mod vm;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use regorus::unstable::{Parser, Rule, RuleHead};
@@ -85,6 +87,10 @@ pub struct PolicySet {
     rule_paths: HashSet<String>,
     /// VM programs for the rule paths the VM compiles.
     vm: vm::VmPrograms,
+    /// What each rule reads (for paths not precomputed below).
+    summaries: Arc<Vec<reads::RuleSummary>>,
+    /// What each rule path and package path reads, computed at activation.
+    reads: Arc<HashMap<String, Arc<reads::ReadSet>>>,
     modules: Vec<ModuleInfo>,
     options: EngineOptions,
 }
@@ -151,6 +157,22 @@ impl PolicySet {
             .eval_query("true".to_string(), false)
             .map_err(|err| CompileError::Policies(vec![PolicyError::from_regorus(&err)]))?;
         let rule_paths = collect_rule_paths(&mut engine);
+        let summaries = reads::summarise(&mut engine);
+        let entry_points = rule_paths
+            .keys()
+            .map(|path| DataPath::from_dotted(path))
+            .chain(
+                summaries
+                    .iter()
+                    .flat_map(|s| (1..=s.package_len).map(|n| s.path[..n].to_vec()))
+                    .map(DataPath::from_segments),
+            );
+        let reads = entry_points
+            .map(|path| {
+                let set = reads::cone(&summaries, path.segments());
+                (path.as_ref_str().to_string(), Arc::new(set))
+            })
+            .collect();
         let vm = if options.use_vm {
             let servable = rule_paths
                 .iter()
@@ -164,6 +186,8 @@ impl PolicySet {
             template: engine,
             rule_paths: rule_paths.into_keys().collect(),
             vm,
+            summaries: Arc::new(summaries),
+            reads: Arc::new(reads),
             modules,
             options,
         })
@@ -184,6 +208,26 @@ impl PolicySet {
     /// Whether `path` is evaluated on the bytecode VM.
     pub fn runs_on_vm(&self, path: &DataPath) -> bool {
         self.vm.has(path.as_ref_str())
+    }
+
+    /// What evaluating `path` can read: the input paths its dependency cone
+    /// refers to and the non-deterministic builtins it calls.
+    pub fn reads_of(&self, path: &DataPath) -> Arc<reads::ReadSet> {
+        match self.reads.get(path.as_ref_str()) {
+            Some(set) => set.clone(),
+            None => Arc::new(reads::cone(&self.summaries, path.segments())),
+        }
+    }
+
+    /// Every rule path with what it reads, sorted (for the status API).
+    pub fn entry_point_reads(&self) -> Vec<(String, Arc<reads::ReadSet>)> {
+        let mut all: Vec<_> = self
+            .rule_paths
+            .iter()
+            .map(|path| (path.clone(), self.reads_of(&DataPath::from_dotted(path))))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// The options it was built with.

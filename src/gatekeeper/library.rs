@@ -12,12 +12,16 @@ use super::document::{self, ConstraintDef, Document, EnforcementAction, ObjectKi
 use super::matching::Subject;
 use super::GatekeeperError;
 use crate::bundle::GatekeeperFile;
+use crate::engine::reads::{self, InputReads, ReadSet};
 use crate::engine::{EngineOptions, EvalError, PolicyError, Value};
 
 /// A template compiled in isolation.
 struct CompiledTemplate {
     name: String,
     engine: regorus::Engine,
+    /// What its Rego reads, with `input.review` mapped onto the review's
+    /// `request`.
+    reads: ReadSet,
     /// `data.<package>.violation`.
     violation_rule: String,
 }
@@ -55,6 +59,7 @@ pub struct Library {
     constraints: Vec<Constraint>,
     inventory: Value,
     options: Option<EngineOptions>,
+    reads: ReadSet,
 }
 
 impl Default for Library {
@@ -64,6 +69,7 @@ impl Default for Library {
             constraints: Vec::new(),
             inventory: Value::new_object(),
             options: None,
+            reads: ReadSet::default(),
         }
     }
 }
@@ -154,12 +160,24 @@ impl Library {
                 parameters,
             });
         }
+        let mut reads = matcher_reads();
+        for constraint in &bound {
+            reads.merge(&compiled[constraint.template].reads);
+        }
         Ok(Library {
+            reads,
             templates: compiled,
             constraints: bound,
             inventory,
             options: Some(options.clone()),
         })
+    }
+
+    /// What reviewing a request can read of an AdmissionReview: the
+    /// matcher's fields and every bound template's reads. Used by the
+    /// decision cache.
+    pub fn reads(&self) -> &ReadSet {
+        &self.reads
     }
 
     /// Whether there is nothing to evaluate.
@@ -255,6 +273,31 @@ impl Library {
     }
 }
 
+/// The AdmissionReview fields `spec.match` reads ([`Subject::from_request`]).
+fn matcher_reads() -> ReadSet {
+    let paths = [
+        &["request", "kind"][..],
+        &["request", "name"],
+        &["request", "namespace"],
+        &["request", "object", "metadata", "name"],
+        &["request", "object", "metadata", "namespace"],
+        &["request", "object", "metadata", "labels"],
+        &["request", "oldObject", "metadata", "name"],
+        &["request", "oldObject", "metadata", "namespace"],
+        &["request", "oldObject", "metadata", "labels"],
+        &["request", "_unstable", "namespace"],
+    ];
+    ReadSet {
+        input: InputReads::Paths(
+            paths
+                .iter()
+                .map(|p| p.iter().map(|s| s.to_string()).collect())
+                .collect(),
+        ),
+        nondeterministic: Vec::new(),
+    }
+}
+
 fn compile_template(
     template: &TemplateDef,
     inventory: &Value,
@@ -325,9 +368,13 @@ fn compile_template(
             location: Some(doc.location()),
         }]));
     }
+    let summaries = reads::summarise(&mut engine);
+    let entry = crate::engine::DataPath::from_dotted(&violation_rule);
+    let reads = reads::cone(&summaries, entry.segments()).rebased("review", &["request"], false);
     Ok(CompiledTemplate {
         name: template.name.clone(),
         engine,
+        reads,
         violation_rule,
     })
 }

@@ -1,0 +1,57 @@
+//! Evaluation through the decision cache: the one place the Data API, the
+//! v0 API and the batch API evaluate, so all of them use the cache alike.
+
+use std::sync::Arc;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::cache::{CacheStatus, CachedDecision};
+use crate::engine::{DataPath, Value};
+use crate::pdp::{self, Snapshot};
+
+/// A decision as the handlers report it.
+#[derive(Debug)]
+pub(super) struct Answer {
+    /// The result ([`Value::Undefined`] when undefined).
+    pub result: Value,
+    /// Evaluation time; 0 when the answer came from the cache.
+    pub eval_ns: u64,
+    /// Whether the cache answered.
+    pub cache: CacheStatus,
+}
+
+/// Evaluate `path` with `input` against `snapshot`, or take the answer the
+/// cache holds for exactly this revision, path and read input.
+pub(super) async fn decide(
+    state: &AppState,
+    snapshot: &Arc<Snapshot>,
+    path: &DataPath,
+    input: Option<Value>,
+) -> Result<Answer, ApiError> {
+    let reads = snapshot.policies.reads_of(path);
+    let key = state
+        .decisions
+        .key(snapshot.generation, path, &reads, input.as_ref());
+    let evaluate = || {
+        pdp::decide_on(snapshot.clone(), path, input)
+            .map(|d| CachedDecision {
+                result: d.result,
+                eval_ns: d.eval_ns,
+            })
+            .map_err(ApiError::from)
+    };
+    let (cached, cache) = state
+        .decisions
+        .get_or_compute(key, evaluate)
+        .await
+        .map_err(|err| (*err).clone())?;
+    Ok(Answer {
+        eval_ns: if cache == CacheStatus::Hit {
+            0
+        } else {
+            cached.eval_ns
+        },
+        result: cached.result,
+        cache,
+    })
+}
