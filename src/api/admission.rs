@@ -15,6 +15,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,21 +23,22 @@ use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use super::body::{parse_json, read_limited};
-use super::data::active_snapshot;
+use super::body::{check_depth, parse_json, read_limited, BODY_FILE};
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState};
+use crate::cache::stream::{self, Captures, ReadTree};
 use crate::cache::Weigh;
 use crate::engine::reads::{InputReads, ReadSet};
 use crate::engine::{string_items, DataPath, Value};
 use crate::gatekeeper::EnforcementAction;
+use crate::location::Location;
 use crate::pdp::{self, Snapshot};
 
 /// Kubernetes caps each warning at 120 characters.
 const MAX_WARNING_CHARS: usize = 120;
 
 /// What decides which requests are evaluated.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AdmissionSettings {
     /// Kinds some policy checks; others are allowed without evaluation.
     pub kinds: HashSet<String>,
@@ -44,7 +46,64 @@ pub struct AdmissionSettings {
     pub exempt_namespaces: HashSet<String>,
     /// The document evaluated: `{"allowed", "deny", "warn"}`.
     pub decision: DataPath,
+    /// What a review's evaluation reads, for the active generation.
+    reads: ArcSwapOption<GenerationReads>,
 }
+
+/// What evaluating a review reads, as a set (for cacheability) and as a
+/// tree (for hashing the bytes).
+#[derive(Debug)]
+pub struct ReviewReads {
+    set: ReadSet,
+    tree: ReadTree,
+}
+
+/// [`ReviewReads`] of one snapshot generation.
+#[derive(Debug)]
+struct GenerationReads {
+    generation: u64,
+    reads: Arc<ReviewReads>,
+}
+
+impl AdmissionSettings {
+    /// What evaluating a review can read (the policies' reads, every
+    /// constraint's, and the kind), for the snapshot's generation: worked
+    /// out once per generation, lock-free afterwards. One set for every
+    /// review, whichever evaluations it needs: hashing more than a review
+    /// reads only makes its key more precise.
+    fn reads_for(&self, snapshot: &Snapshot) -> Arc<ReviewReads> {
+        if let Some(current) = self.reads.load().as_ref() {
+            if current.generation == snapshot.generation {
+                return current.reads.clone();
+            }
+        }
+        let mut set = ReadSet::default();
+        set.merge(&snapshot.policies.reads_of(&self.decision));
+        set.merge(snapshot.gatekeeper.reads());
+        set.merge(&KIND_READ);
+        let reads = Arc::new(ReviewReads {
+            tree: ReadTree::new(&set.input),
+            set,
+        });
+        self.reads.store(Some(Arc::new(GenerationReads {
+            generation: snapshot.generation,
+            reads: reads.clone(),
+        })));
+        reads
+    }
+}
+
+/// The fields of a review that route it, in capture-slot order.
+static HEAD: std::sync::LazyLock<Captures> = std::sync::LazyLock::new(|| {
+    Captures::new(&[
+        &["apiVersion"],
+        &["kind"],
+        &["request", "uid"],
+        &["request", "kind", "group"],
+        &["request", "kind", "kind"],
+        &["request", "namespace"],
+    ])
+});
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -93,25 +152,44 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
         .clone()
         .ok_or_else(|| ApiError::invalid("the admission endpoint is not configured"))?;
     let bytes = read_limited(body, &state.limits).await?;
-    // Parsed once, straight into the engine's value type: the fast path reads
-    // a few fields of it, and the evaluation takes it as is.
-    let review: Value = parse_json(&bytes, &state.limits, "AdmissionReview")?;
-    let text = |v: &Value| v.as_string().ok().map(|s| s.to_string());
-    let api_version = text(&review["apiVersion"]).unwrap_or_default();
+    // One scan of the bytes takes out the fields that route the request and
+    // hashes the parts the evaluations read (the decision cache key). The
+    // object is never converted unless it has to be evaluated: a request no
+    // policy and no constraint looks at, or a cache hit, costs this scan.
+    check_depth(&bytes, state.limits.max_json_depth)?;
+    let snapshot = state.pdp.snapshot();
+    let reads = snapshot.as_ref().map(|s| settings.reads_for(s));
+    let tree = reads
+        .as_ref()
+        .filter(|_| state.verdicts.enabled())
+        .map(|r| &r.tree);
+    let scan = stream::scan(&bytes, tree, &HEAD).map_err(|err| {
+        let message = format!("body contains malformed AdmissionReview: {err}");
+        ApiError::invalid(message.clone()).with_detail(
+            super::error::code::INVALID_PARAMETER,
+            message,
+            Some(Location::new(BODY_FILE, err.line(), err.column())),
+        )
+    })?;
+    let mut captured = scan.captured.into_iter();
+    let mut next = || captured.next().flatten();
+    let (api_version, review_kind, uid, group, kind, namespace) =
+        (next(), next(), next(), next(), next(), next());
+    let api_version = api_version.unwrap_or_default();
     if !matches!(
         api_version.as_str(),
         "admission.k8s.io/v1" | "admission.k8s.io/v1beta1"
-    ) || text(&review["kind"]).as_deref() != Some("AdmissionReview")
+    ) || review_kind.as_deref() != Some("AdmissionReview")
     {
         return Err(invalid_review(
             "apiVersion must be admission.k8s.io/v1 or v1beta1 and kind AdmissionReview",
         ));
     }
-    let request = &review["request"];
-    let uid = text(&request["uid"]).ok_or_else(|| invalid_review("request.uid is missing"))?;
-    let kind = text(&request["kind"]["kind"])
-        .ok_or_else(|| invalid_review("request.kind.kind is missing"))?;
-    let namespace = text(&request["namespace"]).unwrap_or_default();
+    let uid = uid.ok_or_else(|| invalid_review("request.uid is missing or not a string"))?;
+    let kind =
+        kind.ok_or_else(|| invalid_review("request.kind.kind is missing or not a string"))?;
+    let group = group.unwrap_or_default();
+    let namespace = namespace.unwrap_or_default();
 
     let answer = |response: AdmissionResponse| {
         json_response(
@@ -124,10 +202,6 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
             false,
         )
     };
-    let group = text(&request["kind"]["group"]).unwrap_or_default();
-    // One atomic load: the fast-path test and the evaluation below see the
-    // same revision.
-    let snapshot = state.pdp.snapshot();
     let policies_apply = settings.kinds.contains(&kind);
     let constraints_apply = snapshot
         .as_ref()
@@ -143,26 +217,16 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
         }));
     }
 
-    let snapshot = match snapshot {
-        Some(snapshot) => snapshot,
-        None => active_snapshot(&state)?,
+    let (Some(snapshot), Some(reads)) = (snapshot, reads) else {
+        return Err(ApiError::from(pdp::DecideError::NotReady));
     };
-    let mut reads = ReadSet::default();
-    if policies_apply {
-        reads.merge(&snapshot.policies.reads_of(&settings.decision));
-    }
-    if constraints_apply {
-        reads.merge(snapshot.gatekeeper.reads());
-    }
-    // Which evaluations run depends on the kind: always part of the key.
-    reads.merge(&KIND_READ);
-    let key = state.verdicts.key(
-        snapshot.generation,
-        &settings.decision,
-        &reads,
-        Some(&review),
-    );
+    let key = scan.hash.and_then(|hash| {
+        state
+            .verdicts
+            .key_from_hash(snapshot.generation, &settings.decision, &reads.set, hash)
+    });
     let evaluate = || {
+        let review: Value = parse_json(&bytes, &state.limits, "AdmissionReview")?;
         evaluate_review(
             &snapshot,
             &settings,
@@ -332,6 +396,7 @@ pub fn settings(kinds: &[String], exempt: &[String]) -> Arc<AdmissionSettings> {
         kinds: kinds.iter().cloned().collect(),
         exempt_namespaces: exempt.iter().cloned().collect(),
         decision: DataPath::parse("admission/decision"),
+        reads: ArcSwapOption::empty(),
     })
 }
 

@@ -17,6 +17,7 @@
 //! least `max_bytes / max_entries` also bounds the number of entries.
 
 pub mod key;
+pub mod stream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -185,6 +186,27 @@ impl<V: Clone + Send + Sync + Weigh + 'static> DecisionCache<V> {
         reads: &ReadSet,
         input: Option<&Value>,
     ) -> Option<CacheKey> {
+        self.cache.as_ref()?;
+        if self.refusal(path, reads).is_some() {
+            return None;
+        }
+        self.key_from_hash(
+            generation,
+            path,
+            reads,
+            key::hash_input(input, &reads.input),
+        )
+    }
+
+    /// The key for an answer whose read input was already hashed (by
+    /// [`stream::hash_json`], say), or `None` when it must not be cached.
+    pub fn key_from_hash(
+        &self,
+        generation: u64,
+        path: &DataPath,
+        reads: &ReadSet,
+        input_hash: u128,
+    ) -> Option<CacheKey> {
         let cache = self.cache.as_ref()?;
         if self.refusal(path, reads).is_some() {
             return None;
@@ -203,7 +225,7 @@ impl<V: Clone + Send + Sync + Weigh + 'static> DecisionCache<V> {
         Some(CacheKey {
             generation,
             scope: Arc::from(path.as_ref_str()),
-            input: key::hash_input(input, &reads.input),
+            input: input_hash,
         })
     }
 
