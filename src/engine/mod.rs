@@ -111,6 +111,17 @@ impl PolicySet {
     /// reported at once. Roots must already be disjoint
     /// ([`crate::bundle::check_disjoint_roots`]).
     pub fn compile(bundles: &[Bundle], options: EngineOptions) -> Result<PolicySet, CompileError> {
+        PolicySet::compile_with_data(bundles, None, options)
+    }
+
+    /// [`PolicySet::compile`], with `extra` merged into the data after the
+    /// bundles' (an engine value, so a large document can be shared between
+    /// several sets without being copied).
+    pub fn compile_with_data(
+        bundles: &[Bundle],
+        extra: Option<Value>,
+        options: EngineOptions,
+    ) -> Result<PolicySet, CompileError> {
         let timer = ExecutionTimerConfig {
             limit: options.eval_timeout,
             check_interval: NonZeroU32::MIN.saturating_add(63),
@@ -149,6 +160,11 @@ impl PolicySet {
             engine
                 .add_data(data)
                 .map_err(|err| CompileError::Data(format!("bundle {}: {err}", bundle.name)))?;
+        }
+        if let Some(extra) = extra {
+            engine
+                .add_data(extra)
+                .map_err(|err| CompileError::Data(err.to_string()))?;
         }
         // Preparing analyses every module (unsafe variables, recursion,
         // conflicts) and stores the result in the engine, so that clones of
@@ -217,6 +233,11 @@ impl PolicySet {
             Some(set) => set.clone(),
             None => Arc::new(reads::cone(&self.summaries, path.segments())),
         }
+    }
+
+    /// Whether `path` (`data.a.b`) names a rule.
+    pub fn has_rule(&self, path: &str) -> bool {
+        self.rule_paths.contains(path)
     }
 
     /// Every rule path with what it reads, sorted (for the status API).

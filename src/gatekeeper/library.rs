@@ -4,26 +4,26 @@
 //! admission request against all constraints that match it.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
-
-use regorus::utils::limits::ExecutionTimerConfig;
+use std::path::PathBuf;
 
 use super::document::{self, ConstraintDef, Document, EnforcementAction, ObjectKind, TemplateDef};
 use super::matching::Subject;
 use super::GatekeeperError;
 use crate::bundle::GatekeeperFile;
-use crate::engine::reads::{self, InputReads, ReadSet};
-use crate::engine::{EngineOptions, EvalError, PolicyError, Value};
+use crate::bundle::{Bundle, Manifest, PolicyFile, RegoVersion};
+use crate::engine::reads::{InputReads, ReadSet};
+use crate::engine::{DataPath, EngineOptions, EvalError, PolicyError, PolicySet, Value};
 
 /// A template compiled in isolation.
 struct CompiledTemplate {
     name: String,
-    engine: regorus::Engine,
+    /// Its Rego and libraries, prepared (on the VM where it compiles).
+    policies: PolicySet,
     /// What its Rego reads, with `input.review` mapped onto the review's
     /// `request`.
     reads: ReadSet,
     /// `data.<package>.violation`.
-    violation_rule: String,
+    violation: DataPath,
 }
 
 /// A constraint bound to its compiled template.
@@ -58,7 +58,6 @@ pub struct Library {
     templates: Vec<CompiledTemplate>,
     constraints: Vec<Constraint>,
     inventory: Value,
-    options: Option<EngineOptions>,
     reads: ReadSet,
 }
 
@@ -68,7 +67,6 @@ impl Default for Library {
             templates: Vec::new(),
             constraints: Vec::new(),
             inventory: Value::new_object(),
-            options: None,
             reads: ReadSet::default(),
         }
     }
@@ -169,7 +167,6 @@ impl Library {
             templates: compiled,
             constraints: bound,
             inventory,
-            options: Some(options.clone()),
         })
     }
 
@@ -234,21 +231,14 @@ impl Library {
         request: &Value,
     ) -> Result<Vec<Violation>, EvalError> {
         let template = &self.templates[constraint.template];
-        let mut engine = template.engine.clone();
         let mut input = Value::new_object();
         if let Ok(fields) = input.as_object_mut() {
             fields.insert(Value::from("review"), request.clone());
             fields.insert(Value::from("parameters"), constraint.parameters.clone());
         }
-        engine.set_input(input);
-        let limit = self
-            .options
-            .as_ref()
-            .map(|o| o.eval_timeout)
-            .unwrap_or_default();
-        let result = engine
-            .eval_rule(template.violation_rule.clone())
-            .map_err(|err| EvalError::from_regorus(&err, limit))?;
+        let result = template
+            .policies
+            .evaluate(&template.violation, Some(input))?;
         let items: Vec<&Value> = match &result {
             Value::Set(items) => items.iter().collect(),
             Value::Array(items) => items.iter().collect(),
@@ -308,98 +298,116 @@ fn compile_template(
         template: template.name.clone(),
         errors,
     };
-    let mut engine = regorus::Engine::new();
-    engine.set_execution_timer_config(ExecutionTimerConfig {
-        limit: options.eval_timeout,
-        check_interval: NonZeroU32::MIN.saturating_add(63),
-    });
-    engine.set_rego_v0(!template.source.v1);
-    // Errors are positioned in the YAML file: the module is named after it
-    // and rows are shifted to where the Rego block sits.
-    let locate = |block: &str, err: &anyhow::Error| {
-        let mut error = PolicyError::from_regorus(err);
-        if let Some(at) = &error.location {
-            error.location = Some(doc.locate_embedded(block, at.row, at.col));
-        }
-        error
+    let version = if template.source.v1 {
+        RegoVersion::V1
+    } else {
+        RegoVersion::V0
     };
-    let mut errors = Vec::new();
-    let mut package = None;
-    match engine.add_policy(doc.file.clone(), template.source.rego.clone()) {
-        Ok(name) if name.starts_with("data.lib.") || name == "data.lib" => {
-            errors.push(PolicyError {
-                message: format!("the template's own package {name} may not be under data.lib"),
-                location: Some(doc.location()),
+    // The main module is "rego", the libraries "lib<N>": errors found in
+    // them are positioned back into the YAML file.
+    let blocks: Vec<(String, &String)> =
+        std::iter::once(("rego".to_string(), &template.source.rego))
+            .chain(
+                template
+                    .source
+                    .libs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, lib)| (format!("lib{i}"), lib)),
+            )
+            .collect();
+    let bundle = Bundle {
+        name: template.name.clone(),
+        location: PathBuf::from(&doc.file),
+        manifest: Manifest::default(),
+        policies: blocks
+            .iter()
+            .map(|(id, source)| PolicyFile {
+                id: id.clone(),
+                path: format!("{id}.rego"),
+                source: (*source).clone(),
+                rego_version: version,
             })
+            .collect(),
+        data: serde_json::Value::Object(serde_json::Map::new()),
+        gatekeeper: Vec::new(),
+    };
+    let locate = |error: &PolicyError| {
+        let block = error
+            .location
+            .as_ref()
+            .and_then(|at| blocks.iter().find(|(id, _)| *id == at.file));
+        match (block, &error.location) {
+            (Some((_, source)), Some(at)) => PolicyError {
+                message: error.message.clone(),
+                location: Some(doc.locate_embedded(source, at.row, at.col)),
+            },
+            _ => PolicyError {
+                message: error.message.clone(),
+                location: Some(doc.location()),
+            },
         }
-        Ok(name) => package = Some(name),
-        Err(err) => errors.push(locate(&template.source.rego, &err)),
+    };
+    let mut data = Value::new_object();
+    if let Ok(fields) = data.as_object_mut() {
+        fields.insert(Value::from("inventory"), inventory.clone());
     }
-    for lib in &template.source.libs {
-        match engine.add_policy(doc.file.clone(), lib.clone()) {
-            Ok(name) if !name.starts_with("data.lib.") => errors.push(PolicyError {
-                message: format!("library package {name} must be under data.lib"),
-                location: Some(doc.locate_embedded(lib, 1, 1)),
-            }),
-            Ok(_) => {}
-            Err(err) => errors.push(locate(lib, &err)),
+    // Templates run on the interpreter: they are written elsewhere and not
+    // covered by the VM differential tests, and where the VM and the
+    // interpreter differ (a runtime error inside a violation body, say) the
+    // VM can answer "no violation" where the interpreter fails closed. The
+    // decision cache carries the speed.
+    let interpreted = EngineOptions {
+        use_vm: false,
+        ..options.clone()
+    };
+    let policies = PolicySet::compile_with_data(&[bundle], Some(data), interpreted)
+        .map_err(|err| rego_error(err.errors().iter().map(locate).collect()))?;
+    let mut errors = Vec::new();
+    let mut package = String::new();
+    for module in policies.modules() {
+        let under_lib = module.package.starts_with("data.lib.") || module.package == "data.lib";
+        let at = blocks
+            .iter()
+            .find(|(id, _)| *id == module.id)
+            .map(|(_, source)| doc.locate_embedded(source, 1, 1));
+        if module.id == "rego" {
+            package = module.package.clone();
+            if under_lib {
+                errors.push(PolicyError {
+                    message: format!(
+                        "the template's own package {} may not be under data.lib",
+                        module.package
+                    ),
+                    location: at,
+                });
+            }
+        } else if !under_lib {
+            errors.push(PolicyError {
+                message: format!("library package {} must be under data.lib", module.package),
+                location: at,
+            });
         }
     }
     if !errors.is_empty() {
         return Err(rego_error(errors));
     }
-    let package = package.unwrap_or_default();
-    let mut data = Value::new_object();
-    if let Ok(fields) = data.as_object_mut() {
-        fields.insert(Value::from("inventory"), inventory.clone());
-    }
-    engine
-        .add_data(data)
-        .map_err(|err| rego_error(vec![PolicyError::from_regorus(&err)]))?;
     let violation_rule = format!("{package}.violation");
-    // Prepare now: the analysis is stored in the engine, so clones of it
-    // start ready.
-    engine
-        .eval_query("true".to_string(), false)
-        .map_err(|err| rego_error(vec![locate(&template.source.rego, &err)]))?;
-    if !defines_violation(&mut engine, &package) {
+    if !policies.has_rule(&violation_rule) {
         return Err(rego_error(vec![PolicyError {
             message: format!("{package} defines no violation rule"),
             location: Some(doc.location()),
         }]));
     }
-    let summaries = reads::summarise(&mut engine);
-    let entry = crate::engine::DataPath::from_dotted(&violation_rule);
-    let reads = reads::cone(&summaries, entry.segments()).rebased("review", &["request"], false);
+    let violation = DataPath::from_dotted(&violation_rule);
+    let reads = policies
+        .reads_of(&violation)
+        .rebased("review", &["request"], false);
     Ok(CompiledTemplate {
         name: template.name.clone(),
-        engine,
+        policies,
         reads,
-        violation_rule,
-    })
-}
-
-/// Whether the module of `package` has a rule named `violation`.
-fn defines_violation(engine: &mut regorus::Engine, package: &str) -> bool {
-    use regorus::unstable::{Parser, Rule, RuleHead};
-    let packages = engine.get_policy_package_components().unwrap_or_default();
-    let modules = engine.get_modules();
-    modules.iter().zip(packages).any(|(module, components)| {
-        let name = format!("data.{}", components.components.join("."));
-        name == package
-            && module.policy.iter().any(|rule| {
-                let refr = match rule.as_ref() {
-                    Rule::Spec {
-                        head: RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. },
-                        ..
-                    } => refr,
-                    _ => return false,
-                };
-                Parser::get_path_ref_components(refr)
-                    .ok()
-                    .and_then(|parts| parts.first().map(|p| p.text() == "violation"))
-                    .unwrap_or(false)
-            })
+        violation,
     })
 }
 

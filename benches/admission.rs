@@ -1,0 +1,106 @@
+//! The admission handler in process (no TLS, no sockets): how long the
+//! server spends on a review that matches nothing (the fast path), on a
+//! ~21 KB Pod answered from the decision cache, and on the same Pod
+//! evaluated against `data.admission` and 10 Gatekeeper constraints with
+//! the cache off. Every request carries a fresh uid, as the API server's do.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use criterion::{criterion_group, criterion_main, Criterion};
+use portcullis::api::{self, AppState};
+use portcullis::cache::DecisionCache;
+use portcullis::config::{AdmissionConfig, CacheConfig, Limits};
+use portcullis::engine::{DataPath, EngineOptions};
+use portcullis::pdp::DecisionPoint;
+use tower::ServiceExt;
+
+fn repo(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn state(cache: bool) -> AppState {
+    let bundles = [
+        "policies",
+        "bundles",
+        "tests/fixtures/gatekeeper/bundle",
+        "tests/fixtures/gatekeeper/inventory",
+    ]
+    .map(repo);
+    let pdp = DecisionPoint::load(&bundles, EngineOptions::default()).expect("bundles load");
+    let admission = AdmissionConfig::default();
+    let settings = CacheConfig {
+        enabled: cache,
+        ..CacheConfig::default()
+    }
+    .settings();
+    AppState {
+        pdp: Arc::new(pdp),
+        limits: Arc::new(Limits::default()),
+        default_decision: Arc::new(DataPath::parse("system/main")),
+        shutting_down: Arc::new(AtomicBool::new(false)),
+        remotes: Arc::new(Vec::new()),
+        admission: Some(api::admission::settings(
+            &admission.kinds,
+            &admission.exempt_namespaces,
+        )),
+        metrics: Arc::new(portcullis::metrics::Metrics::new()),
+        decisions: Arc::new(DecisionCache::new("data", &settings, None)),
+        verdicts: Arc::new(DecisionCache::new("admission", &settings, None)),
+    }
+}
+
+/// The review in `file` with its uid replaced on every call.
+fn reviews(file: &str) -> impl FnMut() -> Vec<u8> {
+    let text = std::fs::read_to_string(repo(file)).expect("review exists");
+    let mut review: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let counter = AtomicU64::new(0);
+    move || {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        review["request"]["uid"] = serde_json::json!(format!("uid-{n}"));
+        serde_json::to_vec(&review).expect("serializes")
+    }
+}
+
+fn bench_admission(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("admission_handler");
+    let cases = [
+        ("lease_fast_path", "benches/admission-lease.json", true),
+        ("pod_21k_cache_hit", "benches/admission-pod-20k.json", true),
+        ("pod_21k_uncached", "benches/admission-pod-20k.json", false),
+    ];
+    for (name, file, cache) in cases {
+        let router = api::admission::router(state(cache));
+        let mut next = reviews(file);
+        let status = runtime.block_on(async {
+            let request = Request::post("/v1/admit").body(Body::from(next())).unwrap();
+            router.clone().oneshot(request).await.unwrap().status()
+        });
+        assert!(status.is_success(), "{name}: {status}");
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                &mut next,
+                |body| {
+                    runtime.block_on(async {
+                        let request = Request::post("/v1/admit").body(Body::from(body)).unwrap();
+                        let response = router.clone().oneshot(request).await.unwrap();
+                        axum::body::to_bytes(response.into_body(), usize::MAX)
+                            .await
+                            .unwrap()
+                    })
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_admission);
+criterion_main!(benches);
