@@ -81,8 +81,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // rustls warns on every handshake whose SNI is an IP address (clients
+    // connecting to 127.0.0.1, load generators): not worth a line each.
+    let quiet = "rustls::msgs::handshake=error";
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{},{quiet}", config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{quiet}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
