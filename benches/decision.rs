@@ -1,11 +1,14 @@
 //! In-process decision latency: the prepared engine evaluating the shipped
 //! quota policy, on the shipped data and on a generated 200-team catalog,
-//! plus a trivial rule as the engine's floor.
+//! plus a trivial rule as the engine's floor, and the same decision
+//! answered from the decision cache.
 
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use portcullis::bundle::{self, Bundle};
+use portcullis::cache::{CacheStatus, CachedDecision, DecisionCache};
+use portcullis::config::CacheConfig;
 use portcullis::engine::{DataPath, EngineOptions, PolicySet, Value};
 
 fn shipped_bundles() -> Vec<Bundle> {
@@ -188,5 +191,39 @@ fn bench_decisions(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_decisions, bench_decision_paths);
+/// A cached decision: the key (canonical hash of what the quota policy
+/// reads, which is its whole input) and a hit, as a handler does them.
+fn bench_cached(c: &mut Criterion) {
+    let shipped = PolicySet::compile(&shipped_bundles(), EngineOptions::default()).unwrap();
+    let decision = DataPath::parse("provisioning/decision");
+    let reads = shipped.reads_of(&decision);
+    let cache: DecisionCache<CachedDecision> =
+        DecisionCache::new("bench", &CacheConfig::default().settings(), None);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let input = request("payments", "ana");
+    let evaluate = || {
+        shipped
+            .evaluate(&decision, Some(input.clone()))
+            .map(|result| CachedDecision { result, eval_ns: 0 })
+    };
+    let first = runtime
+        .block_on(cache.get_or_compute(cache.key(1, &decision, &reads, Some(&input)), evaluate));
+    assert_eq!(first.unwrap().1, CacheStatus::Miss);
+    let mut group = c.benchmark_group("in_process");
+    group.bench_function("quota_decision_cached", |b| {
+        b.iter(|| {
+            let key = cache.key(1, &decision, &reads, Some(&input));
+            let (answer, status) = runtime
+                .block_on(cache.get_or_compute(key, evaluate))
+                .unwrap();
+            assert_eq!(status, CacheStatus::Hit);
+            answer
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_decisions, bench_decision_paths, bench_cached);
 criterion_main!(benches);
