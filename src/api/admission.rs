@@ -23,11 +23,13 @@ use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use super::body::{check_depth, parse_json, read_limited, BODY_FILE};
+use super::body::{check_depth, read_limited, BODY_FILE};
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState};
-use crate::cache::stream::{self, Captures, ReadTree};
+use crate::cache::stream::{self, Captures};
 use crate::cache::Weigh;
+use crate::engine::input::read_parts;
+use crate::engine::reads::ReadTree;
 use crate::engine::reads::{InputReads, ReadSet};
 use crate::engine::{string_items, DataPath, Value};
 use crate::gatekeeper::EnforcementAction;
@@ -226,7 +228,10 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
             .key_from_hash(snapshot.generation, &settings.decision, &reads.set, hash)
     });
     let evaluate = || {
-        let review: Value = parse_json(&bytes, &state.limits, "AdmissionReview")?;
+        // Only the parts the evaluations read are converted.
+        let review = read_parts(&bytes, &reads.tree).map_err(|err| {
+            ApiError::invalid(format!("body contains malformed AdmissionReview: {err}"))
+        })?;
         evaluate_review(
             &snapshot,
             &settings,

@@ -18,54 +18,9 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use xxhash_rust::xxh3::{xxh3_128_with_seed, Xxh3};
 
+#[cfg(test)]
 use crate::engine::reads::InputReads;
-
-/// The read paths as a tree: a node is either read whole, or only the
-/// children listed.
-#[derive(Debug, Clone, Default)]
-pub struct ReadTree {
-    whole: bool,
-    /// Sorted by key.
-    children: Vec<(String, ReadTree)>,
-}
-
-impl ReadTree {
-    /// The tree of what `reads` selects.
-    pub fn new(reads: &InputReads) -> ReadTree {
-        let mut root = ReadTree::default();
-        match reads.minimal() {
-            None => root.whole = true,
-            Some(paths) => {
-                for path in paths {
-                    let mut node = &mut root;
-                    for segment in path {
-                        let at = match node
-                            .children
-                            .binary_search_by(|(k, _)| k.as_str().cmp(&segment))
-                        {
-                            Ok(at) => at,
-                            Err(at) => {
-                                node.children.insert(at, (segment, ReadTree::default()));
-                                at
-                            }
-                        };
-                        node = &mut node.children[at].1;
-                    }
-                    node.whole = true;
-                    node.children.clear();
-                }
-            }
-        }
-        root
-    }
-
-    fn child(&self, key: &str) -> Option<(usize, &ReadTree)> {
-        self.children
-            .binary_search_by(|(k, _)| k.as_str().cmp(key))
-            .ok()
-            .map(|at| (at, &self.children[at].1))
-    }
-}
+use crate::engine::reads::ReadTree;
 
 /// Fields to take out of a document while it is scanned: string values at
 /// fixed paths (an AdmissionReview's uid and kind, say), each into a slot.

@@ -10,6 +10,7 @@
 
 pub mod cidr;
 mod error;
+pub mod input;
 mod path;
 pub mod reads;
 pub mod testing;

@@ -87,6 +87,55 @@ impl InputReads {
     }
 }
 
+/// The read paths as a tree: a node is either read whole, or only the
+/// children listed.
+#[derive(Debug, Clone, Default)]
+pub struct ReadTree {
+    /// Read entirely.
+    pub whole: bool,
+    /// The children read, sorted by key.
+    pub children: Vec<(String, ReadTree)>,
+}
+
+impl ReadTree {
+    /// The tree of what `reads` selects.
+    pub fn new(reads: &InputReads) -> ReadTree {
+        let mut root = ReadTree::default();
+        match reads.minimal() {
+            None => root.whole = true,
+            Some(paths) => {
+                for path in paths {
+                    let mut node = &mut root;
+                    for segment in path {
+                        let at = match node
+                            .children
+                            .binary_search_by(|(k, _)| k.as_str().cmp(&segment))
+                        {
+                            Ok(at) => at,
+                            Err(at) => {
+                                node.children.insert(at, (segment, ReadTree::default()));
+                                at
+                            }
+                        };
+                        node = &mut node.children[at].1;
+                    }
+                    node.whole = true;
+                    node.children.clear();
+                }
+            }
+        }
+        root
+    }
+
+    /// The child at `key`, with its position among the children.
+    pub fn child(&self, key: &str) -> Option<(usize, &ReadTree)> {
+        self.children
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|at| (at, &self.children[at].1))
+    }
+}
+
 /// A call to a non-deterministic builtin, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Nondeterminism {
