@@ -161,6 +161,62 @@ async fn admission_reviews_get_exact_answers_over_tls() {
         json!(["[admission] container shell has no readinessProbe"])
     );
 
+    // A Deployment and a NetworkPolicy get exact answers too.
+    let mut deployment = review(
+        "Deployment",
+        "payments-staging",
+        "CREATE",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "api", "namespace": "payments-staging",
+                            "labels": {"portcullis.dev/team": "payments"}},
+               "spec": {"template": {"spec": {"containers": [{
+                   "name": "api", "image": "docker.io/library/api:latest",
+                   "securityContext": {"privileged": true}}]}}}}),
+    );
+    deployment["request"]["kind"]["group"] = json!("apps");
+    let (_, body) = admit(&client, &server, &deployment).await;
+    let mut response = body["response"].clone();
+    response.as_object_mut().unwrap().remove("auditAnnotations");
+    assert_eq!(
+        response,
+        json!({
+            "uid": "uid-Deployment-CREATE",
+            "allowed": false,
+            "status": {"code": 403, "reason": "Forbidden", "message": ([
+                "[admission] Deployment api must carry the label portcullis.dev/owner",
+                "[admission] container api must not run privileged",
+                "[admission] container api must set resources.limits.cpu",
+                "[admission] container api must set resources.limits.memory",
+                "[admission] container api must set resources.requests.cpu",
+                "[admission] container api must set resources.requests.memory",
+                "[admission] container api: image docker.io/library/api:latest is not from an allowed registry [\"registry.example.com\", \"ghcr.io/example\", \"public.ecr.aws/example\"]",
+                "[admission] container api: image docker.io/library/api:latest must name a tag other than latest, or a digest",
+            ].join("; "))},
+            "warnings": ["[admission] container api has no readinessProbe"],
+        })
+    );
+    let policy = review(
+        "NetworkPolicy",
+        "payments-staging",
+        "CREATE",
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "open", "namespace": "payments-staging"},
+               "spec": {"podSelector": {}, "policyTypes": ["Ingress"],
+                        "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]}}),
+    );
+    let (_, body) = admit(&client, &server, &policy).await;
+    let mut response = body["response"].clone();
+    response.as_object_mut().unwrap().remove("auditAnnotations");
+    assert_eq!(
+        response,
+        json!({
+            "uid": "uid-NetworkPolicy-CREATE",
+            "allowed": false,
+            "status": {"code": 403, "reason": "Forbidden", "message":
+                "[admission] ingress from public range 0.0.0.0/0 is only allowed into the ingress-controller namespaces [\"ingress-nginx\"]"},
+        })
+    );
+
     // A Lease update: no policy checks leases, so no evaluation at all.
     let lease = review(
         "Lease",
