@@ -1,18 +1,72 @@
 //! Every Prometheus collector in one struct, registered in one registry and
 //! served as text at `GET /metrics`.
 //!
-//! Collectors touched per request are resolved to their label children once,
-//! here, so that counting is one atomic add and never a lookup under a lock.
-//! (Request-latency histograms and decision counters are still to come.)
+//! Collectors touched per request are resolved to their label children once
+//! (at start for fixed labels, on first use for routes, statuses and
+//! decision paths, kept in copy-on-write maps behind `ArcSwap`), so that
+//! counting is an atomic load and an atomic add, never a lookup under a lock.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
+
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::pdp::Snapshot;
+
+/// Request durations from 50 µs to 10 s.
+const REQUEST_BUCKETS: [f64; 17] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+];
+
+/// How a decision ended, for `portcullis_decisions_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A result came back.
+    Defined,
+    /// The document is undefined.
+    Undefined,
+    /// Evaluation failed.
+    Error,
+}
+
+/// Children of a labelled collector, resolved on first use and then read
+/// with one atomic load (copy-on-write: a new label set clones the map).
+#[derive(Debug)]
+struct Resolved<K, M> {
+    map: ArcSwap<HashMap<K, M>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, M: Clone> Resolved<K, M> {
+    fn new() -> Self {
+        Resolved {
+            map: ArcSwap::from_pointee(HashMap::new()),
+        }
+    }
+
+    fn get<Q>(&self, key: &Q, make: impl FnOnce() -> (K, M)) -> M
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        if let Some(found) = self.map.load().get(key) {
+            return found.clone();
+        }
+        let (key, made) = make();
+        self.map.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.insert(key.clone(), made.clone());
+            next
+        });
+        made
+    }
+}
 
 /// The collectors.
 #[derive(Debug, Clone)]
@@ -34,6 +88,10 @@ pub struct Metrics {
     cache_evictions: IntCounterVec,
     cache_entries: IntGaugeVec,
     cache_bytes: IntGaugeVec,
+    request_duration: HistogramVec,
+    request_children: Arc<Resolved<String, Arc<Resolved<u16, Histogram>>>>,
+    decisions: IntCounterVec,
+    decision_children: Arc<Resolved<String, [IntCounter; 3]>>,
 }
 
 impl Default for Metrics {
@@ -118,7 +176,26 @@ impl Metrics {
             &["cache"],
         )
         .expect("valid metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request durations by route and status.",
+            )
+            .buckets(REQUEST_BUCKETS.to_vec()),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let decisions = IntCounterVec::new(
+            Opts::new(
+                "decisions_total",
+                "Data API decisions by path (rule paths; other paths as \"other\") and outcome.",
+            ),
+            &["path", "outcome"],
+        )
+        .expect("valid metric");
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(request_duration.clone()),
+            Box::new(decisions.clone()),
             Box::new(cache_lookups.clone()),
             Box::new(cache_evictions.clone()),
             Box::new(cache_entries.clone()),
@@ -152,6 +229,10 @@ impl Metrics {
             cache_evictions,
             cache_entries,
             cache_bytes,
+            request_duration,
+            request_children: Arc::new(Resolved::new()),
+            decisions,
+            decision_children: Arc::new(Resolved::new()),
             bundle_info,
             last_activation,
             load_duration,
@@ -175,6 +256,31 @@ impl Metrics {
             .unwrap_or(Duration::ZERO);
         self.last_activation
             .set(i64::try_from(at.as_secs()).unwrap_or(i64::MAX));
+    }
+
+    /// Record one answered HTTP request: its route pattern (e.g.
+    /// `/v1/data/{*path}`), status and duration.
+    pub fn request_observed(&self, route: &str, status: u16, elapsed: Duration) {
+        let by_status = self
+            .request_children
+            .get(route, || (route.to_string(), Arc::new(Resolved::new())));
+        let histogram = by_status.get(&status, || {
+            let child = self
+                .request_duration
+                .with_label_values(&[route, &status.to_string()]);
+            (status, child)
+        });
+        histogram.observe(elapsed.as_secs_f64());
+    }
+
+    /// Count one decision at `path` (a rule path, or "other").
+    pub fn decision(&self, path: &str, outcome: Outcome) {
+        let counters = self.decision_children.get(path, || {
+            let children = ["defined", "undefined", "error"]
+                .map(|o| self.decisions.with_label_values(&[path, o]));
+            (path.to_string(), children)
+        });
+        counters[outcome as usize].inc();
     }
 
     /// Count one constraint violation.

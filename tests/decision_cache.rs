@@ -243,3 +243,40 @@ async fn the_cache_can_be_turned_off() {
     assert_eq!(status["result"]["cache"]["enabled"], json!(false));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn requests_and_decisions_are_measured() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), POLICY);
+    let server = start(tmp.path(), |_| {}).await;
+    for _ in 0..3 {
+        ask(&server, "cached/doubled", r#"{"input": {"x": 1}}"#).await;
+    }
+    let (status, _) = server.post("/v1/data/cached/doubled", "{").await;
+    assert_eq!(status, 400);
+    let (status, _) = server
+        .post("/v1/data/cached/doubled", r#"{"input": {"x": "a"}}"#)
+        .await;
+    assert_eq!(status, 500);
+    let (status, _) = server.post("/v1/data/cached/nothing", "{}").await;
+    assert_eq!(status, 200);
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"portcullis_http_request_duration_seconds_count{route="/v1/data/{*path}",status="200"} 4"#,
+        r#"portcullis_http_request_duration_seconds_count{route="/v1/data/{*path}",status="400"} 1"#,
+        r#"portcullis_http_request_duration_seconds_count{route="/v1/data/{*path}",status="500"} 1"#,
+        r#"portcullis_http_request_duration_seconds_bucket{route="/v1/data/{*path}",status="200",le="0.00005"}"#,
+        r#"portcullis_http_request_duration_seconds_bucket{route="/v1/data/{*path}",status="200",le="10"} 4"#,
+        r#"portcullis_decisions_total{outcome="defined",path="data.cached.doubled"} 3"#,
+        r#"portcullis_decisions_total{outcome="error",path="data.cached.doubled"} 1"#,
+        r#"portcullis_decisions_total{outcome="undefined",path="other"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+    server.stop().await;
+}

@@ -140,6 +140,10 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/v1/admit", axum::routing::post(admit))
         .route("/health", axum::routing::get(super::health::live))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            super::observe,
+        ))
         .with_state(state)
 }
 

@@ -7,6 +7,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::cache::{CacheStatus, CachedDecision};
 use crate::engine::{DataPath, Value};
+use crate::metrics::Outcome;
 use crate::pdp::{self, Snapshot};
 
 /// A decision as the handlers report it.
@@ -40,11 +41,19 @@ pub(super) async fn decide(
             })
             .map_err(ApiError::from)
     };
-    let (cached, cache) = state
-        .decisions
-        .get_or_compute(key, evaluate)
-        .await
-        .map_err(|err| (*err).clone())?;
+    let label = if snapshot.policies.has_rule(path.as_ref_str()) {
+        path.as_ref_str()
+    } else {
+        "other"
+    };
+    let answered = state.decisions.get_or_compute(key, evaluate).await;
+    let outcome = match &answered {
+        Ok((cached, _)) if matches!(cached.result, Value::Undefined) => Outcome::Undefined,
+        Ok(_) => Outcome::Defined,
+        Err(_) => Outcome::Error,
+    };
+    state.metrics.decision(label, outcome);
+    let (cached, cache) = answered.map_err(|err| (*err).clone())?;
     Ok(Answer {
         eval_ns: if cache == CacheStatus::Hit {
             0
