@@ -68,6 +68,12 @@ impl<K: std::hash::Hash + Eq + Clone, M: Clone> Resolved<K, M> {
     }
 }
 
+/// A route's request histograms by status.
+type ByStatus = Resolved<u16, Histogram>;
+
+/// An operation's review counters (fast path, allowed, denied) by kind.
+type ByKind = Resolved<String, [IntCounter; 3]>;
+
 /// The collectors.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -77,21 +83,33 @@ pub struct Metrics {
     activations_ok: IntCounter,
     activations_failed: IntCounter,
     load_duration: Histogram,
-    /// Admission reviews answered without evaluation.
-    pub admission_fast_path: IntCounter,
-    /// Admission reviews allowed after evaluation.
-    pub admission_allowed: IntCounter,
-    /// Admission reviews denied.
-    pub admission_denied: IntCounter,
     constraint_violations: IntCounterVec,
     cache_lookups: IntCounterVec,
     cache_evictions: IntCounterVec,
     cache_entries: IntGaugeVec,
     cache_bytes: IntGaugeVec,
     request_duration: HistogramVec,
-    request_children: Arc<Resolved<String, Arc<Resolved<u16, Histogram>>>>,
+    request_children: Arc<Resolved<String, Arc<ByStatus>>>,
     decisions: IntCounterVec,
     decision_children: Arc<Resolved<String, [IntCounter; 3]>>,
+    evaluation_duration: HistogramVec,
+    evaluation_children: Arc<Resolved<String, Histogram>>,
+    constraint_duration: HistogramVec,
+    constraint_children: Arc<Resolved<String, Histogram>>,
+    reviews: IntCounterVec,
+    review_children: Arc<Resolved<String, Arc<ByKind>>>,
+}
+
+/// How an admission review ended, for `portcullis_admission_reviews_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewOutcome {
+    /// Allowed without evaluation (no policy or constraint selects it, or
+    /// an exempt namespace).
+    FastPath,
+    /// Allowed after evaluation.
+    Allowed,
+    /// Denied.
+    Denied,
 }
 
 impl Default for Metrics {
@@ -132,11 +150,6 @@ impl Metrics {
             .buckets(vec![
                 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
-        )
-        .expect("valid metric");
-        let admission = IntCounterVec::new(
-            Opts::new("admission_reviews_total", "Admission reviews by outcome."),
-            &["outcome"],
         )
         .expect("valid metric");
         let constraint_violations = IntCounterVec::new(
@@ -193,7 +206,36 @@ impl Metrics {
             &["path", "outcome"],
         )
         .expect("valid metric");
+        let evaluation_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "evaluation_duration_seconds",
+                "Policy evaluation time by decision path (evaluations only: cache hits do not evaluate).",
+            )
+            .buckets(REQUEST_BUCKETS.to_vec()),
+            &["path"],
+        )
+        .expect("valid metric");
+        let constraint_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "constraint_evaluation_duration_seconds",
+                "Gatekeeper constraint evaluation time by constraint.",
+            )
+            .buckets(REQUEST_BUCKETS.to_vec()),
+            &["constraint"],
+        )
+        .expect("valid metric");
+        let reviews = IntCounterVec::new(
+            Opts::new(
+                "admission_reviews_total",
+                "Admission reviews by operation, kind and outcome (fast_path, allowed, denied).",
+            ),
+            &["operation", "kind", "outcome"],
+        )
+        .expect("valid metric");
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(evaluation_duration.clone()),
+            Box::new(constraint_duration.clone()),
+            Box::new(reviews.clone()),
             Box::new(request_duration.clone()),
             Box::new(decisions.clone()),
             Box::new(cache_lookups.clone()),
@@ -205,7 +247,6 @@ impl Metrics {
             Box::new(last_activation.clone()),
             Box::new(activations.clone()),
             Box::new(load_duration.clone()),
-            Box::new(admission.clone()),
         ];
         for collector in collectors {
             registry
@@ -220,9 +261,6 @@ impl Metrics {
         Metrics {
             activations_ok: activations.with_label_values(&["success"]),
             activations_failed: activations.with_label_values(&["failure"]),
-            admission_fast_path: admission.with_label_values(&["fast_path"]),
-            admission_allowed: admission.with_label_values(&["allowed"]),
-            admission_denied: admission.with_label_values(&["denied"]),
             registry,
             constraint_violations,
             cache_lookups,
@@ -233,6 +271,12 @@ impl Metrics {
             request_children: Arc::new(Resolved::new()),
             decisions,
             decision_children: Arc::new(Resolved::new()),
+            evaluation_duration,
+            evaluation_children: Arc::new(Resolved::new()),
+            constraint_duration,
+            constraint_children: Arc::new(Resolved::new()),
+            reviews,
+            review_children: Arc::new(Resolved::new()),
             bundle_info,
             last_activation,
             load_duration,
@@ -279,6 +323,41 @@ impl Metrics {
             let children = ["defined", "undefined", "error"]
                 .map(|o| self.decisions.with_label_values(&[path, o]));
             (path.to_string(), children)
+        });
+        counters[outcome as usize].inc();
+    }
+
+    /// Record one policy evaluation at `path` (a rule path, or "other").
+    pub fn evaluated(&self, path: &str, elapsed: Duration) {
+        let histogram = self.evaluation_children.get(path, || {
+            (
+                path.to_string(),
+                self.evaluation_duration.with_label_values(&[path]),
+            )
+        });
+        histogram.observe(elapsed.as_secs_f64());
+    }
+
+    /// Record one constraint evaluation.
+    pub fn constraint_evaluated(&self, constraint: &str, elapsed: Duration) {
+        let histogram = self.constraint_children.get(constraint, || {
+            (
+                constraint.to_string(),
+                self.constraint_duration.with_label_values(&[constraint]),
+            )
+        });
+        histogram.observe(elapsed.as_secs_f64());
+    }
+
+    /// Count one admission review.
+    pub fn review(&self, operation: &str, kind: &str, outcome: ReviewOutcome) {
+        let by_kind = self.review_children.get(operation, || {
+            (operation.to_string(), Arc::new(Resolved::new()))
+        });
+        let counters = by_kind.get(kind, || {
+            let children = ["fast_path", "allowed", "denied"]
+                .map(|o| self.reviews.with_label_values(&[operation, kind, o]));
+            (kind.to_string(), children)
         });
         counters[outcome as usize].inc();
     }

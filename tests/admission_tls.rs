@@ -426,7 +426,12 @@ async fn gatekeeper_constraints_deny_warn_and_dryrun_over_tls() {
         r#"portcullis_gatekeeper_violations_total{constraint="required-probes",enforcement_action="dryrun"} 1"#,
         r#"portcullis_gatekeeper_violations_total{constraint="no-latest-tag",enforcement_action="warn"} 2"#,
         r#"portcullis_gatekeeper_violations_total{constraint="no-nodeport",enforcement_action="deny"} 1"#,
-        r#"portcullis_admission_reviews_total{outcome="fast_path"} 2"#,
+        r#"portcullis_admission_reviews_total{kind="Lease",operation="UPDATE",outcome="fast_path"} 1"#,
+        r#"portcullis_admission_reviews_total{kind="Pod",operation="CREATE",outcome="fast_path"} 1"#,
+        r#"portcullis_admission_reviews_total{kind="Pod",operation="CREATE",outcome="denied"} 2"#,
+        r#"portcullis_admission_reviews_total{kind="Service",operation="CREATE",outcome="denied"} 1"#,
+        r#"portcullis_constraint_evaluation_duration_seconds_count{constraint="no-nodeport"} 1"#,
+        r#"portcullis_evaluation_duration_seconds_count{path="data.admission.decision"}"#,
     ] {
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }

@@ -34,6 +34,7 @@ use crate::engine::reads::{InputReads, ReadSet};
 use crate::engine::{string_items, DataPath, Value};
 use crate::gatekeeper::EnforcementAction;
 use crate::location::Location;
+use crate::metrics::{Metrics, ReviewOutcome};
 use crate::pdp::{self, Snapshot};
 
 /// Kubernetes caps each warning at 120 characters.
@@ -104,6 +105,7 @@ static HEAD: std::sync::LazyLock<Captures> = std::sync::LazyLock::new(|| {
         &["request", "kind", "group"],
         &["request", "kind", "kind"],
         &["request", "namespace"],
+        &["request", "operation"],
     ])
 });
 
@@ -179,8 +181,9 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
     })?;
     let mut captured = scan.captured.into_iter();
     let mut next = || captured.next().flatten();
-    let (api_version, review_kind, uid, group, kind, namespace) =
-        (next(), next(), next(), next(), next(), next());
+    let (api_version, review_kind, uid, group, kind, namespace, operation) =
+        (next(), next(), next(), next(), next(), next(), next());
+    let operation = operation.unwrap_or_default();
     let api_version = api_version.unwrap_or_default();
     if !matches!(
         api_version.as_str(),
@@ -213,7 +216,9 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
         .as_ref()
         .is_some_and(|s| s.gatekeeper.may_match_kind(&group, &kind));
     if settings.exempt_namespaces.contains(&namespace) || !(policies_apply || constraints_apply) {
-        state.metrics.admission_fast_path.inc();
+        state
+            .metrics
+            .review(&operation, &kind, ReviewOutcome::FastPath);
         return Ok(answer(AdmissionResponse {
             uid,
             allowed: true,
@@ -239,6 +244,7 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
         evaluate_review(
             &snapshot,
             &settings,
+            &state.metrics,
             &review,
             policies_apply,
             constraints_apply,
@@ -267,11 +273,12 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
     let denials = &verdict.denials;
     let warnings = verdict.warnings.clone();
     let allowed = denials.is_empty();
-    if allowed {
-        state.metrics.admission_allowed.inc();
+    let outcome = if allowed {
+        ReviewOutcome::Allowed
     } else {
-        state.metrics.admission_denied.inc();
-    }
+        ReviewOutcome::Denied
+    };
+    state.metrics.review(&operation, &kind, outcome);
     let decision_id = new_decision_id();
     let mut annotations = serde_json::Map::new();
     annotations.insert(
@@ -344,6 +351,7 @@ static KIND_READ: std::sync::LazyLock<ReadSet> = std::sync::LazyLock::new(|| Rea
 fn evaluate_review(
     snapshot: &Arc<Snapshot>,
     settings: &AdmissionSettings,
+    metrics: &Metrics,
     review: &Value,
     policies_apply: bool,
     constraints_apply: bool,
@@ -355,6 +363,10 @@ fn evaluate_review(
     };
     if policies_apply {
         let decision = pdp::decide_on(snapshot.clone(), &settings.decision, Some(review.clone()))?;
+        metrics.evaluated(
+            settings.decision.as_ref_str(),
+            std::time::Duration::from_nanos(decision.eval_ns),
+        );
         let policy_denials = string_items(&decision.result["deny"]);
         let allowed = matches!(decision.result["allowed"], Value::Bool(true));
         if !allowed && policy_denials.is_empty() {
@@ -375,7 +387,12 @@ fn evaluate_review(
         );
     }
     if constraints_apply {
-        for violation in snapshot.gatekeeper.review(&review["request"]) {
+        let found = snapshot
+            .gatekeeper
+            .review_timed(&review["request"], |constraint, elapsed| {
+                metrics.constraint_evaluated(constraint, elapsed)
+            });
+        for violation in found {
             let message = format!("[{}] {}", violation.constraint, violation.message);
             match violation.action {
                 EnforcementAction::Deny => verdict.denials.push(message),

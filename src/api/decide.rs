@@ -53,6 +53,13 @@ pub(super) async fn decide(
         Err(_) => Outcome::Error,
     };
     state.metrics.decision(label, outcome);
+    if let Ok((cached, status)) = &answered {
+        if *status != CacheStatus::Hit {
+            state
+                .metrics
+                .evaluated(label, std::time::Duration::from_nanos(cached.eval_ns));
+        }
+    }
     let (cached, cache) = answered.map_err(|err| (*err).clone())?;
     Ok(Answer {
         eval_ns: if cache == CacheStatus::Hit {

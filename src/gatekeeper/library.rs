@@ -204,13 +204,26 @@ impl Library {
     /// A constraint whose evaluation fails is reported as a violation of its
     /// own, so a broken template never lets a request through unnoticed.
     pub fn review(&self, request: &Value) -> Vec<Violation> {
+        self.review_timed(request, |_, _| {})
+    }
+
+    /// [`Library::review`], reporting how long each evaluated constraint
+    /// took (name, duration) to `timed`.
+    pub fn review_timed(
+        &self,
+        request: &Value,
+        mut timed: impl FnMut(&str, std::time::Duration),
+    ) -> Vec<Violation> {
         let subject = Subject::from_request(request, &self.inventory);
         let mut violations = Vec::new();
         for constraint in &self.constraints {
             if !constraint.def.matcher.matches(&subject) {
                 continue;
             }
-            match self.evaluate(constraint, request) {
+            let started = std::time::Instant::now();
+            let evaluated = self.evaluate(constraint, request);
+            timed(&constraint.def.name, started.elapsed());
+            match evaluated {
                 Ok(found) => violations.extend(found),
                 Err(err) => violations.push(Violation {
                     constraint: constraint.def.name.clone(),
