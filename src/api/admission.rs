@@ -23,7 +23,7 @@ use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use super::body::{check_depth, read_limited, BODY_FILE};
+use super::body::{check_depth, malformed, read_limited};
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState};
 use crate::cache::stream::{self, Captures};
@@ -33,7 +33,6 @@ use crate::engine::reads::ReadTree;
 use crate::engine::reads::{InputReads, ReadSet};
 use crate::engine::{string_items, DataPath, Value};
 use crate::gatekeeper::EnforcementAction;
-use crate::location::Location;
 use crate::metrics::{Metrics, ReviewOutcome};
 use crate::pdp::{self, Snapshot};
 
@@ -171,14 +170,8 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
         .as_ref()
         .filter(|_| state.verdicts.enabled())
         .map(|r| &r.tree);
-    let scan = stream::scan(&bytes, tree, &HEAD).map_err(|err| {
-        let message = format!("body contains malformed AdmissionReview: {err}");
-        ApiError::invalid(message.clone()).with_detail(
-            super::error::code::INVALID_PARAMETER,
-            message,
-            Some(Location::new(BODY_FILE, err.line(), err.column())),
-        )
-    })?;
+    let scan =
+        stream::scan(&bytes, tree, &HEAD).map_err(|err| malformed(&err, "AdmissionReview"))?;
     let mut captured = scan.captured.into_iter();
     let mut next = || captured.next().flatten();
     let (api_version, review_kind, uid, group, kind, namespace, operation) =
@@ -238,9 +231,8 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
     });
     let evaluate = || {
         // Only the parts the evaluations read are converted.
-        let review = read_parts(&bytes, &reads.tree).map_err(|err| {
-            ApiError::invalid(format!("body contains malformed AdmissionReview: {err}"))
-        })?;
+        let review =
+            read_parts(&bytes, &reads.tree).map_err(|err| malformed(&err, "AdmissionReview"))?;
         evaluate_review(
             &snapshot,
             &settings,

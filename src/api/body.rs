@@ -44,14 +44,18 @@ pub fn parse_json<T: DeserializeOwned>(
     what: &str,
 ) -> Result<T, ApiError> {
     check_depth(bytes, limits.max_json_depth)?;
-    serde_json::from_slice(bytes).map_err(|err| {
-        let message = format!("body contains malformed {what}: {err}");
-        ApiError::invalid(message.clone()).with_detail(
-            code::INVALID_PARAMETER,
-            message,
-            Some(Location::new(BODY_FILE, err.line(), err.column())),
-        )
-    })
+    serde_json::from_slice(bytes).map_err(|err| malformed(&err, what))
+}
+
+/// The 400 for a body that is not valid JSON of the expected shape, with
+/// the parser's line and column.
+pub fn malformed(err: &serde_json::Error, what: &str) -> ApiError {
+    let message = format!("body contains malformed {what}: {err}");
+    ApiError::invalid(message.clone()).with_detail(
+        code::INVALID_PARAMETER,
+        message,
+        Some(Location::new(BODY_FILE, err.line(), err.column())),
+    )
 }
 
 /// Refuse documents nested deeper than `max` arrays/objects. Strings are

@@ -8,22 +8,16 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::body::{parse_json, read_limited};
+use super::body::{check_depth, malformed, parse_json, read_limited};
 use super::decide::decide;
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState, QueryFlags};
 use crate::cache::CacheStatus;
+use crate::engine::input::read_input_field;
 use crate::engine::{DataPath, Value};
 use crate::pdp::{DecideError, Snapshot};
-
-/// The v1 request body: `{"input": …}`.
-#[derive(Debug, Deserialize)]
-struct V1Request {
-    #[serde(default)]
-    input: Option<Value>,
-}
 
 /// OPA's warning for a v1 body without `input`.
 #[derive(Debug, Serialize)]
@@ -126,19 +120,44 @@ pub(super) fn elapsed_ns(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Evaluate and answer in v1 form.
-async fn answer_v1(
-    state: &AppState,
-    path: &str,
+/// One v1 question: the input, and how to answer it.
+struct V1Ask {
     input: Option<Value>,
+    /// The body had no `input` key: answer with OPA's usage warning.
     warn_missing_input: bool,
     flags: QueryFlags,
     started: Instant,
     parse_ns: u64,
+}
+
+impl V1Ask {
+    /// A question without input (GET).
+    fn without_input(flags: QueryFlags) -> V1Ask {
+        V1Ask {
+            input: None,
+            warn_missing_input: false,
+            flags,
+            started: Instant::now(),
+            parse_ns: 0,
+        }
+    }
+}
+
+/// Evaluate and answer in v1 form.
+async fn answer_v1(
+    state: &AppState,
+    snapshot: Arc<Snapshot>,
+    path: &DataPath,
+    ask: V1Ask,
 ) -> Result<Response, ApiError> {
-    let snapshot = active_snapshot(state)?;
-    let path = DataPath::parse(path);
-    let answer = decide(state, &snapshot, &path, input).await?;
+    let V1Ask {
+        input,
+        warn_missing_input,
+        flags,
+        started,
+        parse_ns,
+    } = ask;
+    let answer = decide(state, &snapshot, path, input).await?;
     let decision_id = new_decision_id();
     let timings = Timings {
         timer_rego_input_parse_ns: parse_ns,
@@ -162,15 +181,27 @@ async fn v1_post_inner(
     let started = Instant::now();
     let flags = QueryFlags::parse(query.as_deref());
     let bytes = read_limited(body, &state.limits).await?;
+    // One snapshot for the whole request: it says which parts of the input
+    // its policies read, and only those are converted.
+    let snapshot = active_snapshot(&state)?;
+    let path = DataPath::parse(path);
     let parse_started = Instant::now();
     let input = if bytes.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        parse_json::<V1Request>(&bytes, &state.limits, "input document")?.input
+        check_depth(&bytes, state.limits.max_json_depth)?;
+        let tree = snapshot.policies.read_tree_of(&path);
+        read_input_field(&bytes, &tree).map_err(|err| malformed(&err, "input document"))?
     };
     let parse_ns = elapsed_ns(parse_started);
-    let missing = input.is_none();
-    answer_v1(&state, path, input, missing, flags, started, parse_ns).await
+    let ask = V1Ask {
+        warn_missing_input: input.is_none(),
+        input,
+        flags,
+        started,
+        parse_ns,
+    };
+    answer_v1(&state, snapshot, &path, ask).await
 }
 
 /// `POST /v1/data/{path}`.
@@ -199,7 +230,9 @@ pub async fn v1_get(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let flags = QueryFlags::parse(query.as_deref());
-    answer_v1(&state, &path, None, false, flags, Instant::now(), 0).await
+    let snapshot = active_snapshot(&state)?;
+    let path = DataPath::parse(&path);
+    answer_v1(&state, snapshot, &path, V1Ask::without_input(flags)).await
 }
 
 /// `GET /v1/data`.
@@ -208,7 +241,9 @@ pub async fn v1_get_root(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let flags = QueryFlags::parse(query.as_deref());
-    answer_v1(&state, "", None, false, flags, Instant::now(), 0).await
+    let snapshot = active_snapshot(&state)?;
+    let path = DataPath::parse("");
+    answer_v1(&state, snapshot, &path, V1Ask::without_input(flags)).await
 }
 
 /// Evaluate with the raw body as input and answer the raw value (v0 form).

@@ -25,6 +25,41 @@ pub fn read_parts(bytes: &[u8], tree: &ReadTree) -> Result<Value, serde_json::Er
     Ok(value)
 }
 
+/// The read parts of the `input` field of an OPA request body
+/// (`{"input": …}`): `Ok(None)` when the body has no `input` key or it is
+/// null. Other top-level keys are skipped.
+pub fn read_input_field(bytes: &[u8], tree: &ReadTree) -> Result<Option<Value>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = deserializer.deserialize_map(InputField(tree))?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// The body object, looking for its `input` key.
+struct InputField<'t>(&'t ReadTree);
+
+impl<'de> Visitor<'de> for InputField<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object with an \"input\" key")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Value>, A::Error> {
+        let mut input = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "input" {
+                // `"input": null` is no input, as in OPA.
+                input = Some(map.next_value_seed(Pruned(self.0))?)
+                    .filter(|value| !matches!(value, Value::Null));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(input)
+    }
+}
+
 /// A node: read whole when its tree says so, else only its listed children.
 struct Pruned<'t>(&'t ReadTree);
 
@@ -133,6 +168,17 @@ mod tests {
             kept,
             serde_json::json!({"request": {"object": {"metadata": {"name": "p"}, "spec": {"a": [1, {"b": 2}]}}}})
         );
+    }
+
+    #[test]
+    fn the_input_field_of_a_body_is_pruned_and_its_absence_seen() {
+        let t = tree(&["x"]);
+        let input = read_input_field(br#"{"input": {"x": 1, "y": 2}, "other": [1]}"#, &t).unwrap();
+        assert_eq!(input, Some(Value::from_json_str(r#"{"x": 1}"#).unwrap()));
+        assert_eq!(read_input_field(br#"{"other": 1}"#, &t).unwrap(), None);
+        assert_eq!(read_input_field(br#"{"input": null}"#, &t).unwrap(), None);
+        assert!(read_input_field(br#"[1]"#, &t).is_err());
+        assert!(read_input_field(br#"{"input": }"#, &t).is_err());
     }
 
     #[test]

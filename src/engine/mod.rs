@@ -92,6 +92,8 @@ pub struct PolicySet {
     summaries: Arc<Vec<reads::RuleSummary>>,
     /// What each rule path and package path reads, computed at activation.
     reads: Arc<HashMap<String, Arc<reads::ReadSet>>>,
+    /// The same reads as trees, for converting only the read input parts.
+    read_trees: Arc<HashMap<String, Arc<reads::ReadTree>>>,
     modules: Vec<ModuleInfo>,
     options: EngineOptions,
 }
@@ -184,7 +186,7 @@ impl PolicySet {
                     .flat_map(|s| (1..=s.package_len).map(|n| s.path[..n].to_vec()))
                     .map(DataPath::from_segments),
             );
-        let reads = entry_points
+        let reads: HashMap<String, Arc<reads::ReadSet>> = entry_points
             .map(|path| {
                 let set = reads::cone(&summaries, path.segments());
                 (path.as_ref_str().to_string(), Arc::new(set))
@@ -204,6 +206,14 @@ impl PolicySet {
             rule_paths: rule_paths.into_keys().collect(),
             vm,
             summaries: Arc::new(summaries),
+            read_trees: Arc::new(
+                reads
+                    .iter()
+                    .map(|(path, set): (&String, &Arc<reads::ReadSet>)| {
+                        (path.clone(), Arc::new(reads::ReadTree::new(&set.input)))
+                    })
+                    .collect(),
+            ),
             reads: Arc::new(reads),
             modules,
             options,
@@ -233,6 +243,14 @@ impl PolicySet {
         match self.reads.get(path.as_ref_str()) {
             Some(set) => set.clone(),
             None => Arc::new(reads::cone(&self.summaries, path.segments())),
+        }
+    }
+
+    /// [`PolicySet::reads_of`] as a tree of input paths.
+    pub fn read_tree_of(&self, path: &DataPath) -> Arc<reads::ReadTree> {
+        match self.read_trees.get(path.as_ref_str()) {
+            Some(tree) => tree.clone(),
+            None => Arc::new(reads::ReadTree::new(&self.reads_of(path).input)),
         }
     }
 
