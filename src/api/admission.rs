@@ -272,6 +272,7 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
     };
     state.metrics.review(&operation, &kind, outcome);
     let decision_id = new_decision_id();
+    super::record_decision(&decision_id, &settings.decision, &snapshot);
     let mut annotations = serde_json::Map::new();
     annotations.insert(
         "portcullis.dev/decision-id".into(),

@@ -159,6 +159,7 @@ async fn answer_v1(
     } = ask;
     let answer = decide(state, &snapshot, path, input).await?;
     let decision_id = new_decision_id();
+    super::record_decision(&decision_id, path, &snapshot);
     let timings = Timings {
         timer_rego_input_parse_ns: parse_ns,
         timer_rego_query_eval_ns: answer.eval_ns,

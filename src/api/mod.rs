@@ -75,21 +75,55 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Time every routed request into `portcullis_http_request_duration_seconds`
-/// by its route pattern and status.
+/// by its route pattern and status, inside one `request` span (DEBUG level:
+/// when it is off, nothing is formatted). Handlers add the decision id, the
+/// data path and the revision to it ([`record_decision`]); the span closes
+/// with the status and the latency in microseconds.
 pub async fn observe(
     axum::extract::State(metrics): axum::extract::State<Arc<crate::metrics::Metrics>>,
     route: axum::extract::MatchedPath,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    use tracing::Instrument;
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    metrics.request_observed(
-        route.as_str(),
-        response.status().as_u16(),
-        started.elapsed(),
+    let span = tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        route = route.as_str(),
+        path = tracing::field::Empty,
+        decision_id = tracing::field::Empty,
+        revision = tracing::field::Empty,
+        status = tracing::field::Empty,
+        latency_us = tracing::field::Empty,
     );
+    let response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    metrics.request_observed(route.as_str(), response.status().as_u16(), elapsed);
+    if !span.is_disabled() {
+        span.record("status", response.status().as_u16());
+        span.record("latency_us", elapsed.as_micros() as u64);
+        span.in_scope(|| tracing::debug!("answered"));
+    }
     response
+}
+
+/// Add a decision's id, path and bundle revisions to the current request
+/// span (nothing is formatted when the span is off).
+pub(crate) fn record_decision(decision_id: &str, path: &DataPath, snapshot: &crate::pdp::Snapshot) {
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    span.record("decision_id", decision_id);
+    span.record("path", path.as_ref_str());
+    let revision = snapshot
+        .bundles
+        .iter()
+        .map(|b| format!("{}={}", b.name, b.revision))
+        .collect::<Vec<_>>()
+        .join(",");
+    span.record("revision", revision.as_str());
 }
 
 /// `GET /metrics`: the text exposition format.
