@@ -186,16 +186,12 @@ impl<V: Clone + Send + Sync + Weigh + 'static> DecisionCache<V> {
         reads: &ReadSet,
         input: Option<&Value>,
     ) -> Option<CacheKey> {
-        self.cache.as_ref()?;
-        if self.refusal(path, reads).is_some() {
-            return None;
-        }
-        self.key_from_hash(
+        self.admit(generation, path, reads)?;
+        Some(Self::make_key(
             generation,
             path,
-            reads,
             key::hash_input(input, &reads.input),
-        )
+        ))
     }
 
     /// The key for an answer whose read input was already hashed (by
@@ -207,12 +203,23 @@ impl<V: Clone + Send + Sync + Weigh + 'static> DecisionCache<V> {
         reads: &ReadSet,
         input_hash: u128,
     ) -> Option<CacheKey> {
+        self.admit(generation, path, reads)?;
+        Some(Self::make_key(generation, path, input_hash))
+    }
+
+    /// `Some` when answers for `path` may be cached in `generation` (the
+    /// allocation-free form of [`DecisionCache::refusal`]). The first
+    /// request of a new generation empties the cache: nothing older can be
+    /// hit again, so it only holds memory.
+    fn admit(&self, generation: u64, path: &DataPath, reads: &ReadSet) -> Option<()> {
         let cache = self.cache.as_ref()?;
-        if self.refusal(path, reads).is_some() {
+        let excluded = self
+            .exclude
+            .iter()
+            .any(|e| path.segments().starts_with(e.segments()));
+        if excluded || !reads.deterministic() {
             return None;
         }
-        // The first request of a new generation empties the cache: nothing
-        // older can be hit again, so it only holds memory.
         let seen = self.generation.load(Ordering::Relaxed);
         if generation > seen
             && self
@@ -222,11 +229,15 @@ impl<V: Clone + Send + Sync + Weigh + 'static> DecisionCache<V> {
         {
             cache.invalidate_all();
         }
-        Some(CacheKey {
+        Some(())
+    }
+
+    fn make_key(generation: u64, path: &DataPath, input_hash: u128) -> CacheKey {
+        CacheKey {
             generation,
             scope: Arc::from(path.as_ref_str()),
             input: input_hash,
-        })
+        }
     }
 
     /// The cached answer for `key`, or `compute`'s, stored when `key` is

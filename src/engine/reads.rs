@@ -541,13 +541,7 @@ impl Walker<'_> {
                     value,
                     collection,
                     ..
-                } => {
-                    if let Some(key) = key {
-                        self.expr(key);
-                    }
-                    self.expr(value);
-                    self.expr(collection);
-                }
+                } => self.membership(key.as_deref(), value, collection),
                 Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
                 Literal::Every { domain, query, .. } => {
                     self.expr(domain);
@@ -638,6 +632,15 @@ impl Walker<'_> {
         true
     }
 
+    /// `key, value in collection` (as a `some` literal or an expression).
+    fn membership(&mut self, key: Option<&Expr>, value: &Expr, collection: &Expr) {
+        if let Some(key) = key {
+            self.expr(key);
+        }
+        self.expr(value);
+        self.expr(collection);
+    }
+
     fn call_name(fcn: &Expr) -> Option<String> {
         match flatten(fcn) {
             Some((root, path)) => {
@@ -725,13 +728,7 @@ impl Walker<'_> {
                 value,
                 collection,
                 ..
-            } => {
-                if let Some(key) = key {
-                    self.expr(key);
-                }
-                self.expr(value);
-                self.expr(collection);
-            }
+            } => self.membership(key.as_deref(), value, collection),
             // An expression form this analysis does not know: assume the
             // worst.
             #[allow(unreachable_patterns)]
