@@ -4,54 +4,19 @@
 //! evaluated against `data.admission` and 10 Gatekeeper constraints with
 //! the cache off. Every request carries a fresh uid, as the API server's do.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
 use criterion::{criterion_group, criterion_main, Criterion};
-use portcullis::api::{self, AppState};
-use portcullis::cache::DecisionCache;
-use portcullis::config::{AdmissionConfig, CacheConfig, Limits};
-use portcullis::engine::{DataPath, EngineOptions};
-use portcullis::pdp::DecisionPoint;
+use portcullis::api;
+use portcullis::metrics::Metrics;
 use tower::ServiceExt;
 
-fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
+mod support;
 
-fn state(cache: bool) -> AppState {
-    let bundles = [
-        "policies",
-        "bundles",
-        "tests/fixtures/gatekeeper/bundle",
-        "tests/fixtures/gatekeeper/inventory",
-    ]
-    .map(repo);
-    let pdp = DecisionPoint::load(&bundles, EngineOptions::default()).expect("bundles load");
-    let admission = AdmissionConfig::default();
-    let settings = CacheConfig {
-        enabled: cache,
-        ..CacheConfig::default()
-    }
-    .settings();
-    AppState {
-        pdp: Arc::new(pdp),
-        limits: Arc::new(Limits::default()),
-        default_decision: Arc::new(DataPath::parse("system/main")),
-        shutting_down: Arc::new(AtomicBool::new(false)),
-        remotes: Arc::new(Vec::new()),
-        admission: Some(api::admission::settings(
-            &admission.kinds,
-            &admission.exempt_namespaces,
-        )),
-        metrics: Arc::new(portcullis::metrics::Metrics::new()),
-        decisions: Arc::new(DecisionCache::new("data", &settings, None)),
-        verdicts: Arc::new(DecisionCache::new("admission", &settings, None)),
-    }
-}
+use support::{admission_state, repo};
 
 /// The review in `file` with its uid replaced on every call.
 fn reviews(file: &str) -> impl FnMut() -> Vec<u8> {
@@ -76,7 +41,7 @@ fn bench_admission(c: &mut Criterion) {
         ("pod_21k_uncached", "benches/admission-pod-20k.json", false),
     ];
     for (name, file, cache) in cases {
-        let router = api::admission::router(state(cache));
+        let router = api::admission::router(admission_state(cache, Arc::new(Metrics::new())));
         let mut next = reviews(file);
         let status = runtime.block_on(async {
             let request = Request::post("/v1/admit").body(Body::from(next())).unwrap();

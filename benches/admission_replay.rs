@@ -11,28 +11,22 @@
 //!
 //! Run: `cargo bench --bench admission_replay`
 
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
-use portcullis::api::{self, AppState};
-use portcullis::cache::DecisionCache;
-use portcullis::config::{AdmissionConfig, CacheConfig, Limits};
-use portcullis::engine::{DataPath, EngineOptions};
+use portcullis::api;
 use portcullis::metrics::Metrics;
-use portcullis::pdp::DecisionPoint;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+mod support;
+
+use support::{admission_state, repo};
+
 const REVIEWS: usize = 10_000;
 const WORKLOADS: usize = 200;
-
-fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 /// A small deterministic generator (no dependency needed for a replay mix).
 struct Lcg(u64);
@@ -118,41 +112,6 @@ fn mix() -> (Vec<Vec<u8>>, [usize; 3]) {
     (reviews, counts)
 }
 
-fn state(cache: bool, metrics: Arc<Metrics>) -> AppState {
-    let bundles = [
-        "policies",
-        "bundles",
-        "tests/fixtures/gatekeeper/bundle",
-        "tests/fixtures/gatekeeper/inventory",
-    ]
-    .map(repo);
-    let pdp = DecisionPoint::load(&bundles, EngineOptions::default()).expect("bundles load");
-    let admission = AdmissionConfig::default();
-    let settings = CacheConfig {
-        enabled: cache,
-        ..CacheConfig::default()
-    }
-    .settings();
-    AppState {
-        pdp: Arc::new(pdp),
-        limits: Arc::new(Limits::default()),
-        default_decision: Arc::new(DataPath::parse("system/main")),
-        shutting_down: Arc::new(AtomicBool::new(false)),
-        remotes: Arc::new(Vec::new()),
-        admission: Some(api::admission::settings(
-            &admission.kinds,
-            &admission.exempt_namespaces,
-        )),
-        decisions: Arc::new(DecisionCache::new("data", &settings, Some(metrics.clone()))),
-        verdicts: Arc::new(DecisionCache::new(
-            "admission",
-            &settings,
-            Some(metrics.clone()),
-        )),
-        metrics,
-    }
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -188,7 +147,7 @@ fn main() {
     );
     for cache in [true, false] {
         let metrics = Arc::new(Metrics::new());
-        let router = api::admission::router(state(cache, metrics.clone()));
+        let router = api::admission::router(admission_state(cache, metrics.clone()));
         let mut latencies = Vec::with_capacity(REVIEWS);
         let started = Instant::now();
         for body in &reviews {
