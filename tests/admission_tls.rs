@@ -273,6 +273,27 @@ async fn admission_reviews_get_exact_answers_over_tls() {
     server.stop().await;
 }
 
+/// A server on the shipped policies plus the Gatekeeper fixtures (bundle
+/// and inventory), and a client trusting its fresh CA. The directory holds
+/// the certificate files and must live as long as the server.
+async fn start_with_gatekeeper() -> (tempfile::TempDir, TestServer, reqwest::Client) {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = pki();
+    install(&pki, tmp.path());
+    let server = start_on(
+        tmp.path(),
+        vec![
+            repo("policies"),
+            repo("bundles"),
+            repo("tests/fixtures/gatekeeper/bundle"),
+            repo("tests/fixtures/gatekeeper/inventory"),
+        ],
+    )
+    .await
+    .unwrap();
+    (tmp, server, client_trusting(&pki.ca_pem))
+}
+
 /// A review of `object` as the API server sends it for a CREATE.
 fn create_review(object: Value) -> Value {
     let api_version = object["apiVersion"].as_str().unwrap();
@@ -294,21 +315,7 @@ fn create_review(object: Value) -> Value {
 
 #[tokio::test]
 async fn gatekeeper_constraints_deny_warn_and_dryrun_over_tls() {
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = pki();
-    install(&pki, tmp.path());
-    let server = start_on(
-        tmp.path(),
-        vec![
-            repo("policies"),
-            repo("bundles"),
-            repo("tests/fixtures/gatekeeper/bundle"),
-            repo("tests/fixtures/gatekeeper/inventory"),
-        ],
-    )
-    .await
-    .unwrap();
-    let client = client_trusting(&pki.ca_pem);
+    let (_certs, server, client) = start_with_gatekeeper().await;
 
     // A Pod breaking several constraints: every deny constraint is listed
     // by name, the warn constraint rides along as a warning.
@@ -416,13 +423,8 @@ async fn gatekeeper_constraints_deny_warn_and_dryrun_over_tls() {
     let (_, body) = admit(&client, &server, &create_review(exempt)).await;
     assert_eq!(body["response"]["allowed"], json!(true));
 
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in [
+    server
+        .assert_metrics(&[
         r#"portcullis_gatekeeper_violations_total{constraint="required-probes",enforcement_action="dryrun"} 1"#,
         r#"portcullis_gatekeeper_violations_total{constraint="no-latest-tag",enforcement_action="warn"} 2"#,
         r#"portcullis_gatekeeper_violations_total{constraint="no-nodeport",enforcement_action="deny"} 1"#,
@@ -432,37 +434,17 @@ async fn gatekeeper_constraints_deny_warn_and_dryrun_over_tls() {
         r#"portcullis_admission_reviews_total{kind="Service",operation="CREATE",outcome="denied"} 1"#,
         r#"portcullis_constraint_evaluation_duration_seconds_count{constraint="no-nodeport"} 1"#,
         r#"portcullis_evaluation_duration_seconds_count{path="data.admission.decision"}"#,
-    ] {
-        assert!(metrics.contains(line), "{line} not in\n{metrics}");
-    }
+        ])
+        .await;
     server.stop().await;
 }
 
 #[tokio::test]
 async fn reviews_differing_only_in_unread_fields_share_a_cached_verdict() {
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = pki();
-    install(&pki, tmp.path());
-    let server = start_on(
-        tmp.path(),
-        vec![
-            repo("policies"),
-            repo("bundles"),
-            repo("tests/fixtures/gatekeeper/bundle"),
-            repo("tests/fixtures/gatekeeper/inventory"),
-        ],
-    )
-    .await
-    .unwrap();
-    let client = client_trusting(&pki.ca_pem);
+    let (_certs, server, client) = start_with_gatekeeper().await;
     let base = example_review("admission-pod");
     let hits = || async {
-        let metrics = reqwest::get(server.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = server.metrics().await;
         let line = metrics
             .lines()
             .find(|l| {

@@ -29,17 +29,21 @@ fn bundle(dir: &std::path::Path, policy: &str) {
     std::fs::write(dir.join("cached.rego"), policy).unwrap();
 }
 
+/// A server on a fresh bundle holding `POLICY` (the directory is returned
+/// so that tests can change the bundle and it lives as long as the server).
 async fn start(
-    dir: &std::path::Path,
     adjust: impl FnOnce(&mut portcullis::config::Config),
-) -> TestServer {
-    let dir = dir.to_path_buf();
-    TestServer::start_with(move |c| {
+) -> (tempfile::TempDir, TestServer) {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), POLICY);
+    let dir = tmp.path().to_path_buf();
+    let server = TestServer::start_with(move |c| {
         c.bundles = vec![dir];
         c.watch.debounce_ms = 20;
         adjust(c);
     })
-    .await
+    .await;
+    (tmp, server)
 }
 
 /// POST raw text to `path?metrics`: (result, whether the cache answered).
@@ -57,9 +61,7 @@ async fn ask(server: &TestServer, path: &str, body: &str) -> (Value, bool) {
 
 #[tokio::test]
 async fn equal_reads_hit_and_any_read_difference_misses() {
-    let tmp = tempfile::tempdir().unwrap();
-    bundle(tmp.path(), POLICY);
-    let server = start(tmp.path(), |_| {}).await;
+    let (_bundle, server) = start(|_| {}).await;
 
     assert_eq!(
         ask(&server, "cached/doubled", r#"{"input": {"x": 2}}"#).await,
@@ -111,9 +113,7 @@ async fn equal_reads_hit_and_any_read_difference_misses() {
 
 #[tokio::test]
 async fn a_new_revision_is_never_answered_from_the_old_one() {
-    let tmp = tempfile::tempdir().unwrap();
-    bundle(tmp.path(), POLICY);
-    let server = start(tmp.path(), |_| {}).await;
+    let (dir, server) = start(|_| {}).await;
     let body = r#"{"input": {"x": 5}}"#;
     assert_eq!(
         ask(&server, "cached/doubled", body).await,
@@ -124,7 +124,7 @@ async fn a_new_revision_is_never_answered_from_the_old_one() {
         (json!(10), true)
     );
 
-    bundle(tmp.path(), &POLICY.replace("input.x * 2", "input.x * 3"));
+    bundle(dir.path(), &POLICY.replace("input.x * 2", "input.x * 3"));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, status) = server.get("/v1/status").await;
@@ -147,9 +147,7 @@ async fn a_new_revision_is_never_answered_from_the_old_one() {
 
 #[tokio::test]
 async fn nondeterministic_and_excluded_paths_are_never_cached_and_say_why() {
-    let tmp = tempfile::tempdir().unwrap();
-    bundle(tmp.path(), POLICY);
-    let server = start(tmp.path(), |c| {
+    let (_bundle, server) = start(|c| {
         c.cache.exclude_paths = vec!["/cached/sum".into()];
     })
     .await;
@@ -198,9 +196,7 @@ async fn nondeterministic_and_excluded_paths_are_never_cached_and_say_why() {
 
 #[tokio::test]
 async fn batch_and_v0_share_the_cache_and_metrics_count_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    bundle(tmp.path(), POLICY);
-    let server = start(tmp.path(), |_| {}).await;
+    let (_bundle, server) = start(|_| {}).await;
     let batch = json!({"inputs": {"a": {"x": 1}, "b": {"x": 2}}}).to_string();
     for _ in 0..2 {
         let (status, body) = server
@@ -212,27 +208,19 @@ async fn batch_and_v0_share_the_cache_and_metrics_count_it() {
     }
     let (status, body) = server.post("/v0/data/cached/doubled", r#"{"x": 2}"#).await;
     assert_eq!((status, body), (200, json!(4)));
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in [
-        r#"portcullis_decision_cache_requests_total{cache="data",result="miss"} 2"#,
-        r#"portcullis_decision_cache_requests_total{cache="data",result="hit"} 3"#,
-        r#"portcullis_decision_cache_entries{cache="data"} 2"#,
-    ] {
-        assert!(metrics.contains(line), "{line} not in\n{metrics}");
-    }
+    server
+        .assert_metrics(&[
+            r#"portcullis_decision_cache_requests_total{cache="data",result="miss"} 2"#,
+            r#"portcullis_decision_cache_requests_total{cache="data",result="hit"} 3"#,
+            r#"portcullis_decision_cache_entries{cache="data"} 2"#,
+        ])
+        .await;
     server.stop().await;
 }
 
 #[tokio::test]
 async fn the_cache_can_be_turned_off() {
-    let tmp = tempfile::tempdir().unwrap();
-    bundle(tmp.path(), POLICY);
-    let server = start(tmp.path(), |c| c.cache.enabled = false).await;
+    let (_bundle, server) = start(|c| c.cache.enabled = false).await;
     for _ in 0..2 {
         assert_eq!(
             ask(&server, "cached/doubled", r#"{"input": {"x": 1}}"#).await,
@@ -246,9 +234,7 @@ async fn the_cache_can_be_turned_off() {
 
 #[tokio::test]
 async fn requests_and_decisions_are_measured() {
-    let tmp = tempfile::tempdir().unwrap();
-    bundle(tmp.path(), POLICY);
-    let server = start(tmp.path(), |_| {}).await;
+    let (_bundle, server) = start(|_| {}).await;
     for _ in 0..3 {
         ask(&server, "cached/doubled", r#"{"input": {"x": 1}}"#).await;
     }
@@ -260,13 +246,8 @@ async fn requests_and_decisions_are_measured() {
     assert_eq!(status, 500);
     let (status, _) = server.post("/v1/data/cached/nothing", "{}").await;
     assert_eq!(status, 200);
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in [
+    server
+        .assert_metrics(&[
         r#"portcullis_http_request_duration_seconds_count{route="/v1/data/{*path}",status="200"} 4"#,
         r#"portcullis_http_request_duration_seconds_count{route="/v1/data/{*path}",status="400"} 1"#,
         r#"portcullis_http_request_duration_seconds_count{route="/v1/data/{*path}",status="500"} 1"#,
@@ -275,8 +256,7 @@ async fn requests_and_decisions_are_measured() {
         r#"portcullis_decisions_total{outcome="defined",path="data.cached.doubled"} 3"#,
         r#"portcullis_decisions_total{outcome="error",path="data.cached.doubled"} 1"#,
         r#"portcullis_decisions_total{outcome="undefined",path="other"} 1"#,
-    ] {
-        assert!(metrics.contains(line), "{line} not in\n{metrics}");
-    }
+        ])
+        .await;
     server.stop().await;
 }

@@ -89,6 +89,26 @@ impl TestServer {
         answer(self.client.get(self.url(path))).await
     }
 
+    /// The `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics answered")
+            .text()
+            .await
+            .expect("metrics read")
+    }
+
+    /// Assert that the `/metrics` page holds each of `lines`.
+    pub async fn assert_metrics(&self, lines: &[&str]) {
+        let metrics = self.metrics().await;
+        for line in lines {
+            assert!(metrics.contains(line), "{line} not in\n{metrics}");
+        }
+    }
+
     /// Ask the server to stop, and wait until it has.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
