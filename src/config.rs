@@ -42,6 +42,157 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Decision logs: one event per decision, masked, written off the
+    /// request path.
+    pub decision_logs: DecisionLogConfig,
+}
+
+/// Decision logs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionLogConfig {
+    /// Log every decision.
+    pub enabled: bool,
+    /// Where events go.
+    pub sink: DecisionLogSink,
+    /// Events waiting for the writer; beyond this, events are dropped and
+    /// counted (or, with `never_drop`, handlers wait).
+    pub queue_size: usize,
+    /// Never drop an event: a full queue makes handlers wait (latency
+    /// rises while the sink is slow or down) instead of dropping.
+    pub never_drop: bool,
+    /// Labels added to every event (besides `id` and `version`).
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The file sink.
+    pub file: DecisionLogFile,
+    /// The HTTP sink.
+    pub http: DecisionLogHttp,
+    /// Masking, applied before anything is written.
+    pub mask: MaskConfig,
+    /// How long shutdown waits for queued events to be written.
+    pub shutdown_timeout_ms: u64,
+}
+
+/// Where decision events go.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionLogSink {
+    /// One JSON line per event on stdout (service logs go to stderr).
+    #[default]
+    Stdout,
+    /// JSON lines in a file rotated by size.
+    File,
+    /// Gzip-compressed batches posted to a collector.
+    Http,
+}
+
+/// The file sink.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionLogFile {
+    /// The JSONL file.
+    pub path: PathBuf,
+    /// Rotate before the file would grow beyond this many bytes.
+    pub max_bytes: u64,
+    /// Rotated files kept (`path.1` ... `path.N`).
+    pub max_files: usize,
+}
+
+/// The HTTP sink.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionLogHttp {
+    /// The collector URL each batch is posted to.
+    pub url: Option<String>,
+    /// A file holding a bearer token (read for every upload).
+    pub bearer_token_file: Option<PathBuf>,
+    /// Most events per upload.
+    pub batch_max_events: usize,
+    /// Upload at least this often while events wait, in ms.
+    pub flush_interval_ms: u64,
+    /// Timeout of one upload, in ms.
+    pub timeout_ms: u64,
+    /// Retries of a failed upload before its events are dropped and
+    /// counted (ignored with `never_drop`: it retries until it succeeds).
+    pub max_retries: u32,
+    /// First retry delay, in ms (doubles, with jitter, up to 30 s).
+    pub retry_base_ms: u64,
+}
+
+/// Decision-log masking.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaskConfig {
+    /// JSON pointers into `/input` or `/result` (`*` matches every child):
+    /// erased, or replaced when a `value` is given.
+    pub pointers: Vec<MaskPointer>,
+    /// A rule in the style of OPA's `system.log.mask`, evaluated with the
+    /// event as input when the active policies define it.
+    pub policy: String,
+    /// Erase the values of Kubernetes Secrets in admission input (`data`,
+    /// `stringData`, the last-applied annotation).
+    pub kubernetes_secrets: bool,
+}
+
+/// One configured mask.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MaskPointer {
+    /// The JSON pointer.
+    pub pointer: String,
+    /// The replacement; absent: erase the field.
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
+}
+
+impl Default for DecisionLogConfig {
+    fn default() -> Self {
+        DecisionLogConfig {
+            enabled: false,
+            sink: DecisionLogSink::Stdout,
+            queue_size: 10_000,
+            never_drop: false,
+            labels: Default::default(),
+            file: DecisionLogFile::default(),
+            http: DecisionLogHttp::default(),
+            mask: MaskConfig::default(),
+            shutdown_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for DecisionLogFile {
+    fn default() -> Self {
+        DecisionLogFile {
+            path: PathBuf::from("decisions.jsonl"),
+            max_bytes: 100 * 1024 * 1024,
+            max_files: 5,
+        }
+    }
+}
+
+impl Default for DecisionLogHttp {
+    fn default() -> Self {
+        DecisionLogHttp {
+            url: None,
+            bearer_token_file: None,
+            batch_max_events: 500,
+            flush_interval_ms: 1_000,
+            timeout_ms: 10_000,
+            max_retries: 5,
+            retry_base_ms: 100,
+        }
+    }
+}
+
+impl Default for MaskConfig {
+    fn default() -> Self {
+        MaskConfig {
+            pointers: Vec::new(),
+            policy: "/system/log/mask".into(),
+            kubernetes_secrets: true,
+        }
+    }
 }
 
 /// The decision cache.
@@ -263,6 +414,7 @@ impl Default for Config {
             verification: None,
             cache: CacheConfig::default(),
             log: LogConfig::default(),
+            decision_logs: DecisionLogConfig::default(),
         }
     }
 }
@@ -326,7 +478,7 @@ pub enum ConfigError {
 }
 
 /// The environment variables read, and the key each sets.
-pub const ENV_KEYS: [(&str, &str); 15] = [
+pub const ENV_KEYS: [(&str, &str); 20] = [
     ("PORTCULLIS_ADDR", "server.addr"),
     ("PORTCULLIS_BUNDLES", "bundles"),
     ("PORTCULLIS_DEFAULT_DECISION", "default_decision"),
@@ -342,6 +494,14 @@ pub const ENV_KEYS: [(&str, &str); 15] = [
     ("PORTCULLIS_CACHE", "cache.enabled"),
     ("PORTCULLIS_CACHE_MAX_ENTRIES", "cache.max_entries"),
     ("PORTCULLIS_CACHE_TTL_SECONDS", "cache.ttl_seconds"),
+    ("PORTCULLIS_DECISION_LOGS", "decision_logs.enabled"),
+    ("PORTCULLIS_DECISION_LOGS_SINK", "decision_logs.sink"),
+    ("PORTCULLIS_DECISION_LOGS_FILE", "decision_logs.file.path"),
+    ("PORTCULLIS_DECISION_LOGS_URL", "decision_logs.http.url"),
+    (
+        "PORTCULLIS_DECISION_LOGS_NEVER_DROP",
+        "decision_logs.never_drop",
+    ),
 ];
 
 /// serde_json refuses deeper documents than this, whatever we allow.
@@ -427,6 +587,18 @@ impl Config {
             "cache.enabled" => self.cache.enabled = boolean(value)?,
             "cache.max_entries" => self.cache.max_entries = number(value)?,
             "cache.ttl_seconds" => self.cache.ttl_seconds = number(value)?,
+            "decision_logs.enabled" => self.decision_logs.enabled = boolean(value)?,
+            "decision_logs.sink" => {
+                self.decision_logs.sink = match value {
+                    "stdout" => DecisionLogSink::Stdout,
+                    "file" => DecisionLogSink::File,
+                    "http" => DecisionLogSink::Http,
+                    other => return Err(format!("expected stdout, file or http, got {other:?}")),
+                }
+            }
+            "decision_logs.file.path" => self.decision_logs.file.path = PathBuf::from(value),
+            "decision_logs.http.url" => self.decision_logs.http.url = Some(value.to_string()),
+            "decision_logs.never_drop" => self.decision_logs.never_drop = boolean(value)?,
             "log.level" => self.log.level = value.to_string(),
             "log.format" => {
                 self.log.format = match value {
@@ -527,8 +699,49 @@ impl Config {
                 "must name a document path".into(),
             ));
         }
+        self.validate_decision_logs()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| invalid("log.level", err.to_string()))?;
+        Ok(())
+    }
+
+    fn validate_decision_logs(&self) -> Result<(), ConfigError> {
+        let logs = &self.decision_logs;
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: format!("decision_logs.{key}"),
+            message,
+        };
+        if logs.queue_size == 0 {
+            return Err(invalid("queue_size", "must be greater than 0".into()));
+        }
+        if logs.file.max_bytes == 0 {
+            return Err(invalid("file.max_bytes", "must be greater than 0".into()));
+        }
+        if logs.enabled && logs.sink == DecisionLogSink::Http {
+            match &logs.http.url {
+                Some(url) if url.starts_with("http://") || url.starts_with("https://") => {}
+                Some(url) => {
+                    return Err(invalid(
+                        "http.url",
+                        format!("{url:?} is not an http(s) URL"),
+                    ))
+                }
+                None => return Err(invalid("http.url", "the http sink needs a url".into())),
+            }
+        }
+        if logs.http.batch_max_events == 0 || logs.http.timeout_ms == 0 {
+            return Err(invalid(
+                "http.batch_max_events",
+                "batch_max_events and timeout_ms must be greater than 0".into(),
+            ));
+        }
+        for (i, mask) in logs.mask.pointers.iter().enumerate() {
+            crate::decision_log::mask::MaskRule::new(
+                &mask.pointer,
+                crate::decision_log::mask::MaskAction::Erase,
+            )
+            .map_err(|err| invalid(&format!("mask.pointers[{i}]"), err.to_string()))?;
+        }
         Ok(())
     }
 

@@ -17,6 +17,9 @@
 //! - [`cache`]: the decision cache (moka), keyed on the snapshot generation
 //!   and the parts of the input a policy reads.
 //! - [`config`]: configuration from a YAML file, environment and flags.
+//! - [`decision_log`]: decision events, masking, the bounded queue and the
+//!   sinks (stdout, rotated file, HTTP).
+//! - [`backoff`]: retry delays with jitter.
 //! - [`source`]: watching bundle files and reloading on change.
 //! - [`tls`]: rustls for the admission listener, with certificate hot reload.
 //! - [`server`]: the composition root: bind, load, serve, drain.
@@ -37,10 +40,12 @@
 //! ```
 
 pub mod api;
+pub mod backoff;
 pub mod bundle;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod decision_log;
 pub mod engine;
 pub mod gatekeeper;
 pub mod location;

@@ -98,6 +98,30 @@ pub struct Metrics {
     constraint_children: Arc<Resolved<String, Histogram>>,
     reviews: IntCounterVec,
     review_children: Arc<Resolved<String, Arc<ByKind>>>,
+    decision_log: DecisionLogMetrics,
+}
+
+/// The decision log's collectors, resolved to their children once.
+#[derive(Debug, Clone)]
+pub struct DecisionLogMetrics {
+    /// Events accepted into the queue.
+    pub enqueued: IntCounter,
+    /// Events written by the sink.
+    pub written: IntCounter,
+    /// Events dropped because the queue was full.
+    pub dropped_queue_full: IntCounter,
+    /// Events dropped after the sink failed every retry.
+    pub dropped_sink_failed: IntCounter,
+    /// Events still unwritten when the shutdown deadline passed.
+    pub dropped_shutdown: IntCounter,
+    /// Failed sink writes (each retry counts).
+    pub sink_errors: IntCounter,
+    /// Fields erased or replaced by masking.
+    pub masked_fields: IntCounter,
+    /// Events waiting in the queue (set when `/metrics` is scraped).
+    pub queue_depth: IntGauge,
+    /// The queue's capacity.
+    pub queue_capacity: IntGauge,
 }
 
 /// How an admission review ended, for `portcullis_admission_reviews_total`.
@@ -232,7 +256,51 @@ impl Metrics {
             &["operation", "kind", "outcome"],
         )
         .expect("valid metric");
+        let log_events = IntCounterVec::new(
+            Opts::new(
+                "decision_log_events_total",
+                "Decision-log events by stage: enqueued, written, masked_fields (fields erased or replaced).",
+            ),
+            &["stage"],
+        )
+        .expect("valid metric");
+        let log_dropped = IntCounterVec::new(
+            Opts::new(
+                "decision_log_dropped_total",
+                "Decision-log events dropped, by reason (queue_full, sink_failed, shutdown).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let log_sink_errors = IntCounter::new(
+            "decision_log_sink_errors_total",
+            "Failed decision-log sink writes (every retry counts).",
+        )
+        .expect("valid metric");
+        let log_queue = IntGaugeVec::new(
+            Opts::new(
+                "decision_log_queue",
+                "The decision-log queue: events waiting (depth) and its capacity.",
+            ),
+            &["measure"],
+        )
+        .expect("valid metric");
+        let decision_log = DecisionLogMetrics {
+            enqueued: log_events.with_label_values(&["enqueued"]),
+            written: log_events.with_label_values(&["written"]),
+            masked_fields: log_events.with_label_values(&["masked_fields"]),
+            dropped_queue_full: log_dropped.with_label_values(&["queue_full"]),
+            dropped_sink_failed: log_dropped.with_label_values(&["sink_failed"]),
+            dropped_shutdown: log_dropped.with_label_values(&["shutdown"]),
+            sink_errors: log_sink_errors.clone(),
+            queue_depth: log_queue.with_label_values(&["depth"]),
+            queue_capacity: log_queue.with_label_values(&["capacity"]),
+        };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(log_events),
+            Box::new(log_dropped),
+            Box::new(log_sink_errors),
+            Box::new(log_queue),
             Box::new(evaluation_duration.clone()),
             Box::new(constraint_duration.clone()),
             Box::new(reviews.clone()),
@@ -277,10 +345,16 @@ impl Metrics {
             constraint_children: Arc::new(Resolved::new()),
             reviews,
             review_children: Arc::new(Resolved::new()),
+            decision_log,
             bundle_info,
             last_activation,
             load_duration,
         }
+    }
+
+    /// The decision log's collectors.
+    pub fn decision_log(&self) -> &DecisionLogMetrics {
+        &self.decision_log
     }
 
     /// Record an activation.

@@ -17,6 +17,7 @@ use crate::api::{self, AppState};
 use crate::bundle::Verifier;
 use crate::cache::DecisionCache;
 use crate::config::{Config, ConfigError};
+use crate::decision_log::DecisionLogger;
 use crate::engine::{DataPath, EngineOptions};
 use crate::metrics::Metrics;
 use crate::pdp::{DecisionPoint, LoadError};
@@ -36,6 +37,9 @@ pub enum ServerError {
     /// A bundle source could not start (file watch, bundle server).
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The decision log could not start.
+    #[error("decision log: {0}")]
+    DecisionLog(#[from] crate::decision_log::DecisionLogError),
     /// The admission listener's TLS could not be set up.
     #[error("admission listener: {0}")]
     Tls(#[from] TlsError),
@@ -122,7 +126,16 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let decision_log = if config.decision_logs.enabled {
+            Some(DecisionLogger::start(
+                &config.decision_logs,
+                metrics.decision_log().clone(),
+            )?)
+        } else {
+            None
+        };
         let state = AppState {
+            decision_log,
             pdp: Arc::new(pdp),
             limits: Arc::new(config.limits.clone()),
             default_decision: Arc::new(DataPath::parse(&config.default_decision)),
@@ -224,29 +237,43 @@ impl Server {
         let admission = self.admission.map(|(listener, cert_watch)| {
             let router = api::admission::router(self.state.clone())
                 .layer(CatchPanicLayer::custom(panic_response));
-            let serve = axum::serve(listener, router).with_graceful_shutdown(stopped());
+            let serve = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<api::ClientAddr>(),
+            )
+            .with_graceful_shutdown(stopped());
             (serve, cert_watch)
         });
+        let decision_log = self.state.decision_log.clone();
         let router = api::router(self.state).layer(CatchPanicLayer::custom(panic_response));
         let listener = self.listener.tap_io(|tcp| {
             if let Err(err) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %err, "could not set TCP_NODELAY");
             }
         });
-        let api = axum::serve(listener, router).with_graceful_shutdown(stopped());
+        let api = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped());
         tokio::spawn(async move {
             shutdown.await;
             flag.store(true, Ordering::SeqCst);
             tracing::info!("shutdown requested; draining in-flight requests");
             let _ = stop_tx.send(true);
         });
-        match admission {
+        let served = match admission {
             Some((admission, _cert_watch)) => {
                 let (api, admission) = tokio::join!(api, admission);
                 api.and(admission).map_err(ServerError::Serve)
             }
             None => api.await.map_err(ServerError::Serve),
+        };
+        // Every request has been answered: write out what they logged.
+        if let Some(log) = decision_log {
+            log.shutdown().await;
         }
+        served
     }
 }
 

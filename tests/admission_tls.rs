@@ -64,6 +64,14 @@ async fn start(dir: &Path) -> Result<TestServer, String> {
 }
 
 async fn start_on(dir: &Path, bundles: Vec<std::path::PathBuf>) -> Result<TestServer, String> {
+    start_adjusted(dir, bundles, |_| {}).await
+}
+
+async fn start_adjusted(
+    dir: &Path,
+    bundles: Vec<std::path::PathBuf>,
+    adjust: impl FnOnce(&mut portcullis::config::Config),
+) -> Result<TestServer, String> {
     let dir = dir.to_path_buf();
     TestServer::try_start_with(move |c| {
         c.bundles = bundles;
@@ -71,6 +79,7 @@ async fn start_on(dir: &Path, bundles: Vec<std::path::PathBuf>) -> Result<TestSe
         c.admission.addr = "127.0.0.1:0".into();
         c.admission.cert_file = Some(dir.join("tls.crt"));
         c.admission.key_file = Some(dir.join("tls.key"));
+        adjust(c);
     })
     .await
     .map_err(|e| e.to_string())
@@ -137,7 +146,7 @@ async fn admission_reviews_get_exact_answers_over_tls() {
     );
     assert_eq!(
         annotations["portcullis.dev/revision"],
-        json!("policies=policies-2026.11.22.3,bundles=platform-data-2026.11.22.2")
+        json!("policies=policies-2026.11.22.4,bundles=platform-data-2026.11.22.2")
     );
 
     // A privileged debug Pod: denied with every reason.
@@ -569,4 +578,95 @@ async fn a_missing_broken_or_expired_certificate_fails_the_start() {
     install(&pki_valid_until(Some((2021, 1, 1))), tmp.path());
     let err = start(tmp.path()).await.err().unwrap();
     assert!(err.contains("expired"), "{err}");
+}
+
+#[tokio::test]
+async fn admission_decisions_are_logged_without_secret_values_and_with_dryrun_violations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = pki();
+    install(&pki, tmp.path());
+    let log = tmp.path().join("decisions.jsonl");
+    let log_path = log.clone();
+    let server = start_adjusted(
+        tmp.path(),
+        vec![
+            repo("policies"),
+            repo("bundles"),
+            repo("tests/fixtures/gatekeeper/bundle"),
+            repo("tests/fixtures/gatekeeper/inventory"),
+        ],
+        move |c| {
+            c.admission.kinds.push("Secret".into());
+            c.decision_logs.enabled = true;
+            c.decision_logs.sink = portcullis::config::DecisionLogSink::File;
+            c.decision_logs.file.path = log_path;
+        },
+    )
+    .await
+    .unwrap();
+    let client = client_trusting(&pki.ca_pem);
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "payments", "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration":
+                "{\"data\":{\"password\":\"aHVudGVyMi1zZWNyZXQ=\"}}"}},
+        "data": {"password": "aHVudGVyMi1zZWNyZXQ="},
+        "stringData": {"token": "plain-token-value"},
+    });
+    let (status, body) = admit(&client, &server, &create_review(secret)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, pod_answer) = admit(&client, &server, &example_review("admission-pod")).await;
+    assert_eq!(pod_answer["response"]["allowed"], json!(true));
+    // A lease is allowed on the fast path: no policy decision, no event.
+    let lease = review(
+        "Lease",
+        "payments",
+        "UPDATE",
+        json!({"metadata": {"name": "l"}}),
+    );
+    assert_eq!(admit(&client, &server, &lease).await.0, 200);
+    server.stop().await;
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("aHVudGVyMi1zZWNyZXQ=") && !text.contains("plain-token-value"),
+        "{text}"
+    );
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{text}");
+    let secret_event = &events[0];
+    assert_eq!(secret_event["path"], json!("admission/decision"));
+    assert_eq!(
+        secret_event["input"]["request"]["object"]["metadata"]["name"],
+        json!("db")
+    );
+    let erased: Vec<&str> = secret_event["erased"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(erased.contains(&"/input/request/object/data"), "{erased:?}");
+    assert!(
+        erased.contains(&"/input/request/object/stringData"),
+        "{erased:?}"
+    );
+    let pod_event = &events[1];
+    assert_eq!(
+        pod_event["decision_id"],
+        pod_answer["response"]["auditAnnotations"]["portcullis.dev/decision-id"]
+    );
+    // The dryrun constraint's finding is in the record, not in the answer.
+    assert_eq!(pod_event["result"]["allowed"], json!(true));
+    assert_eq!(
+        pod_event["result"]["violations"],
+        json!([{"constraint": "required-probes", "enforcement_action": "dryrun",
+                "message": "container api has no livenessProbe"}])
+    );
+    assert!(pod_answer["response"]
+        .get("warnings")
+        .is_none_or(|w| w == &json!([])));
 }

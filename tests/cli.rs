@@ -218,13 +218,16 @@ fn test_command_runs_the_rego_unit_tests() {
 }
 
 #[test]
-fn serve_answers_and_drains_on_sigterm() {
+fn serve_answers_and_drains_on_sigterm_flushing_masked_decision_logs() {
     let mut child = portcullis()
         .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
+        .env("PORTCULLIS_DECISION_LOGS", "true")
+        .env("PORTCULLIS_DECISION_LOGS_SINK", "stdout")
         .stderr(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("serve starts");
+    let mut stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("a log line").expect("readable");
@@ -239,7 +242,7 @@ fn serve_answers_and_drains_on_sigterm() {
             .post(format!(
                 "http://{addr}/v1/data/provisioning/decision/allowed"
             ))
-            .body(r#"{"input": {}}"#)
+            .body(r#"{"input": {"team": "payments", "password": "hunter2-do-not-log"}}"#)
             .send()
             .await
             .unwrap()
@@ -258,6 +261,19 @@ fn serve_answers_and_drains_on_sigterm() {
         rest.iter().any(|l| l.contains("shutdown requested")),
         "{rest:?}"
     );
+    // The decision event was written to stdout before the process ended,
+    // with the password erased by the shipped mask policy.
+    let mut events = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut events).unwrap();
+    assert!(!events.contains("hunter2"), "{events}");
+    let lines: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON event per line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{events}");
+    assert_eq!(lines[0]["path"], "provisioning/decision/allowed");
+    assert_eq!(lines[0]["input"]["team"], "payments");
+    assert_eq!(lines[0]["erased"], serde_json::json!(["/input/password"]));
 }
 
 #[test]

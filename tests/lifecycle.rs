@@ -43,7 +43,7 @@ async fn health_endpoints_and_status_document() {
     assert_eq!(
         revisions,
         [
-            ("policies".to_string(), "policies-2026.11.22.3".to_string()),
+            ("policies".to_string(), "policies-2026.11.22.4".to_string()),
             (
                 "bundles".to_string(),
                 "platform-data-2026.11.22.2".to_string()
@@ -72,6 +72,7 @@ async fn not_ready_until_a_bundle_is_active() {
         metrics: Arc::new(portcullis::metrics::Metrics::new()),
         decisions: Arc::new(DecisionCache::new("data", &settings, None)),
         verdicts: Arc::new(DecisionCache::new("admission", &settings, None)),
+        decision_log: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

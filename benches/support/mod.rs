@@ -51,5 +51,6 @@ pub fn admission_state(cache: bool, metrics: Arc<Metrics>) -> AppState {
             Some(metrics.clone()),
         )),
         metrics,
+        decision_log: None,
     }
 }

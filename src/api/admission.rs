@@ -25,9 +25,10 @@ use serde_json::Value as Json;
 
 use super::body::{check_depth, malformed, read_limited};
 use super::error::ApiError;
-use super::{json_response, new_decision_id, AppState};
+use super::{json_response, new_decision_id, AppState, Requester};
 use crate::cache::stream::{self, Captures};
 use crate::cache::Weigh;
+use crate::decision_log::{DecisionEvent, LoggedInput};
 use crate::engine::input::read_parts;
 use crate::engine::reads::ReadTree;
 use crate::engine::reads::{InputReads, ReadSet};
@@ -153,7 +154,12 @@ fn invalid_review(message: &str) -> ApiError {
 }
 
 /// `POST /v1/admit`.
-pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+pub async fn admit(
+    State(state): State<AppState>,
+    requester: Requester,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
     let settings = state
         .admission
         .clone()
@@ -273,6 +279,22 @@ pub async fn admit(State(state): State<AppState>, body: Body) -> Result<Response
     state.metrics.review(&operation, &kind, outcome);
     let decision_id = new_decision_id();
     super::record_decision(&decision_id, &settings.decision, &snapshot);
+    state
+        .log_decision(|| DecisionEvent {
+            input: LoggedInput::Body(bytes.clone()),
+            result: verdict.logged(allowed),
+            metrics: vec![(
+                "timer_server_handler_ns",
+                u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            )],
+            requested_by: requester.0,
+            ..DecisionEvent::new(
+                decision_id.clone(),
+                settings.decision.clone(),
+                snapshot.clone(),
+            )
+        })
+        .await;
     let mut annotations = serde_json::Map::new();
     annotations.insert(
         "portcullis.dev/decision-id".into(),
@@ -314,6 +336,30 @@ pub struct Verdict {
     /// Every constraint violation (constraint, action, message), for the
     /// metrics and the dryrun log, replayed on every answer.
     violations: Vec<(String, EnforcementAction, String)>,
+}
+
+impl Verdict {
+    /// The verdict as the decision log records it: the answer, and every
+    /// constraint violation with its enforcement action (dryrun included).
+    fn logged(&self, allowed: bool) -> Value {
+        let violations = self
+            .violations
+            .iter()
+            .map(|(constraint, action, message)| {
+                serde_json::json!({
+                    "constraint": constraint,
+                    "enforcement_action": action.as_str(),
+                    "message": message,
+                })
+            })
+            .collect::<Vec<_>>();
+        Value::from(serde_json::json!({
+            "allowed": allowed,
+            "denials": self.denials,
+            "warnings": self.warnings,
+            "violations": violations,
+        }))
+    }
 }
 
 impl Weigh for Arc<Verdict> {

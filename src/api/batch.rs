@@ -15,7 +15,8 @@ use super::body::{parse_json, read_limited};
 use super::data::{active_snapshot, elapsed_ns, Provenance};
 use super::decide::decide;
 use super::error::ApiError;
-use super::{json_response, new_decision_id, AppState, QueryFlags};
+use super::{json_response, new_decision_id, AppState, QueryFlags, Requester};
+use crate::decision_log::{DecisionEvent, LoggedInput};
 use crate::engine::{DataPath, Value};
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +65,7 @@ pub async fn batch_post(
     State(state): State<AppState>,
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
+    requester: Requester,
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -81,12 +83,32 @@ pub async fn batch_post(
     }
     let snapshot = active_snapshot(&state)?;
     let path = DataPath::parse(&path);
+    let batch_decision_id = new_decision_id();
     let mut any_error = false;
     let mut responses = BTreeMap::new();
     for (id, input) in request.inputs {
-        let item = match decide(&state, &snapshot, &path, Some(input)).await {
+        let logged = state.decision_log.is_some().then(|| input.clone());
+        let decision_id = new_decision_id();
+        let decided = decide(&state, &snapshot, &path, Some(input)).await;
+        state
+            .log_decision(|| {
+                let (result, error) = match &decided {
+                    Ok(answer) => (answer.result.clone(), None),
+                    Err(err) => (Value::Undefined, Some(err.body())),
+                };
+                DecisionEvent {
+                    batch_decision_id: Some(batch_decision_id.clone()),
+                    input: logged.map_or(LoggedInput::None, LoggedInput::Value),
+                    result,
+                    error,
+                    requested_by: requester.0,
+                    ..DecisionEvent::new(decision_id.clone(), path.clone(), snapshot.clone())
+                }
+            })
+            .await;
+        let item = match decided {
             Ok(answer) => BatchItem::Ok {
-                decision_id: new_decision_id(),
+                decision_id,
                 result: answer.result,
             },
             Err(error) => {
@@ -100,7 +122,7 @@ pub async fn batch_post(
         responses.insert(id, item);
     }
     let body = BatchResponse {
-        batch_decision_id: new_decision_id(),
+        batch_decision_id,
         responses,
         provenance: flags.provenance.then(|| Provenance::of(&snapshot)),
         metrics: flags.metrics.then(|| BatchTimings {

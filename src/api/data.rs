@@ -13,8 +13,9 @@ use serde::Serialize;
 use super::body::{check_depth, malformed, parse_json, read_limited};
 use super::decide::decide;
 use super::error::ApiError;
-use super::{json_response, new_decision_id, AppState, QueryFlags};
+use super::{json_response, new_decision_id, AppState, QueryFlags, Requester};
 use crate::cache::CacheStatus;
+use crate::decision_log::{DecisionEvent, LoggedInput};
 use crate::engine::input::read_input_field;
 use crate::engine::{DataPath, Value};
 use crate::pdp::{DecideError, Snapshot};
@@ -30,6 +31,21 @@ const MISSING_INPUT: Warning = Warning {
     code: "api_usage_warning",
     message: "'input' key missing from the request",
 };
+
+impl Timings {
+    /// The timings as decision-log metrics.
+    pub(super) fn pairs(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("timer_rego_input_parse_ns", self.timer_rego_input_parse_ns),
+            ("timer_rego_query_eval_ns", self.timer_rego_query_eval_ns),
+            ("timer_server_handler_ns", self.timer_server_handler_ns),
+            (
+                "counter_decision_cache_hit",
+                self.counter_decision_cache_hit,
+            ),
+        ]
+    }
+}
 
 /// OPA's timing names for `?metrics`.
 #[derive(Debug, Serialize, Clone, Copy, Default)]
@@ -128,17 +144,22 @@ struct V1Ask {
     flags: QueryFlags,
     started: Instant,
     parse_ns: u64,
+    /// The input as the decision log records it.
+    logged: LoggedInput,
+    requester: Requester,
 }
 
 impl V1Ask {
     /// A question without input (GET).
-    fn without_input(flags: QueryFlags) -> V1Ask {
+    fn without_input(flags: QueryFlags, requester: Requester) -> V1Ask {
         V1Ask {
             input: None,
             warn_missing_input: false,
             flags,
             started: Instant::now(),
             parse_ns: 0,
+            logged: LoggedInput::None,
+            requester,
         }
     }
 }
@@ -156,16 +177,41 @@ async fn answer_v1(
         flags,
         started,
         parse_ns,
+        logged,
+        requester,
     } = ask;
-    let answer = decide(state, &snapshot, path, input).await?;
+    let decided = decide(state, &snapshot, path, input).await;
     let decision_id = new_decision_id();
     super::record_decision(&decision_id, path, &snapshot);
+    let answer = match decided {
+        Ok(answer) => answer,
+        Err(err) => {
+            state
+                .log_decision(|| DecisionEvent {
+                    input: logged,
+                    error: Some(err.body()),
+                    requested_by: requester.0,
+                    ..DecisionEvent::new(decision_id, path.clone(), snapshot.clone())
+                })
+                .await;
+            return Err(err);
+        }
+    };
     let timings = Timings {
         timer_rego_input_parse_ns: parse_ns,
         timer_rego_query_eval_ns: answer.eval_ns,
         timer_server_handler_ns: elapsed_ns(started),
         counter_decision_cache_hit: u64::from(answer.cache == CacheStatus::Hit),
     };
+    state
+        .log_decision(|| DecisionEvent {
+            input: logged,
+            result: answer.result.clone(),
+            metrics: timings.pairs(),
+            requested_by: requester.0,
+            ..DecisionEvent::new(decision_id.clone(), path.clone(), snapshot.clone())
+        })
+        .await;
     let mut body = V1Response::new(&decision_id, &answer.result, flags, timings, &snapshot);
     if warn_missing_input {
         body.warning = Some(MISSING_INPUT);
@@ -177,6 +223,7 @@ async fn v1_post_inner(
     state: AppState,
     path: &str,
     query: Option<String>,
+    requester: Requester,
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -201,6 +248,8 @@ async fn v1_post_inner(
         flags,
         started,
         parse_ns,
+        logged: LoggedInput::InputMember(bytes),
+        requester,
     };
     answer_v1(&state, snapshot, &path, ask).await
 }
@@ -210,18 +259,20 @@ pub async fn v1_post(
     State(state): State<AppState>,
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
+    requester: Requester,
     body: Body,
 ) -> Result<Response, ApiError> {
-    v1_post_inner(state, &path, query, body).await
+    v1_post_inner(state, &path, query, requester, body).await
 }
 
 /// `POST /v1/data`: the whole data document.
 pub async fn v1_post_root(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    requester: Requester,
     body: Body,
 ) -> Result<Response, ApiError> {
-    v1_post_inner(state, "", query, body).await
+    v1_post_inner(state, "", query, requester, body).await
 }
 
 /// `GET /v1/data/{path}`: evaluated with no input.
@@ -229,26 +280,36 @@ pub async fn v1_get(
     State(state): State<AppState>,
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
+    requester: Requester,
 ) -> Result<Response, ApiError> {
     let flags = QueryFlags::parse(query.as_deref());
     let snapshot = active_snapshot(&state)?;
     let path = DataPath::parse(&path);
-    answer_v1(&state, snapshot, &path, V1Ask::without_input(flags)).await
+    let ask = V1Ask::without_input(flags, requester);
+    answer_v1(&state, snapshot, &path, ask).await
 }
 
 /// `GET /v1/data`.
 pub async fn v1_get_root(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    requester: Requester,
 ) -> Result<Response, ApiError> {
     let flags = QueryFlags::parse(query.as_deref());
     let snapshot = active_snapshot(&state)?;
     let path = DataPath::parse("");
-    answer_v1(&state, snapshot, &path, V1Ask::without_input(flags)).await
+    let ask = V1Ask::without_input(flags, requester);
+    answer_v1(&state, snapshot, &path, ask).await
 }
 
 /// Evaluate with the raw body as input and answer the raw value (v0 form).
-async fn answer_raw(state: &AppState, path: &DataPath, body: Body) -> Result<Response, ApiError> {
+async fn answer_raw(
+    state: &AppState,
+    path: &DataPath,
+    requester: Requester,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
     let bytes = read_limited(body, &state.limits).await?;
     let input = if bytes.iter().all(u8::is_ascii_whitespace) {
         None
@@ -260,7 +321,33 @@ async fn answer_raw(state: &AppState, path: &DataPath, body: Body) -> Result<Res
         )?)
     };
     let snapshot = active_snapshot(state)?;
-    let answer = decide(state, &snapshot, path, input).await?;
+    let decided = decide(state, &snapshot, path, input).await;
+    state
+        .log_decision(|| {
+            let event = DecisionEvent::new(new_decision_id(), path.clone(), snapshot.clone());
+            let (result, error, metrics) = match &decided {
+                Ok(answer) => {
+                    let timings = Timings {
+                        timer_rego_query_eval_ns: answer.eval_ns,
+                        timer_server_handler_ns: elapsed_ns(started),
+                        counter_decision_cache_hit: u64::from(answer.cache == CacheStatus::Hit),
+                        ..Timings::default()
+                    };
+                    (answer.result.clone(), None, timings.pairs())
+                }
+                Err(err) => (Value::Undefined, Some(err.body()), Vec::new()),
+            };
+            DecisionEvent {
+                input: LoggedInput::Body(bytes.clone()),
+                result,
+                error,
+                metrics,
+                requested_by: requester.0,
+                ..event
+            }
+        })
+        .await;
+    let answer = decided?;
     if matches!(answer.result, Value::Undefined) {
         return Err(ApiError::undefined_document(path.as_ref_str()));
     }
@@ -271,21 +358,27 @@ async fn answer_raw(state: &AppState, path: &DataPath, body: Body) -> Result<Res
 pub async fn v0_post(
     State(state): State<AppState>,
     Path(path): Path<String>,
+    requester: Requester,
     body: Body,
 ) -> Result<Response, ApiError> {
-    answer_raw(&state, &DataPath::parse(&path), body).await
+    answer_raw(&state, &DataPath::parse(&path), requester, body).await
 }
 
 /// `POST /v0/data`.
-pub async fn v0_post_root(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
-    answer_raw(&state, &DataPath::parse(""), body).await
+pub async fn v0_post_root(
+    State(state): State<AppState>,
+    requester: Requester,
+    body: Body,
+) -> Result<Response, ApiError> {
+    answer_raw(&state, &DataPath::parse(""), requester, body).await
 }
 
 /// `POST /`: the configured default decision.
 pub async fn default_decision(
     State(state): State<AppState>,
+    requester: Requester,
     body: Body,
 ) -> Result<Response, ApiError> {
     let path = state.default_decision.clone();
-    answer_raw(&state, &path, body).await
+    answer_raw(&state, &path, requester, body).await
 }

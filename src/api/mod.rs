@@ -14,14 +14,17 @@ mod policies;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use axum::extract::connect_info::Connected;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::IncomingStream;
 use axum::Router;
 use serde::Serialize;
 
 use crate::cache::{CachedDecision, DecisionCache};
 use crate::config::Limits;
+use crate::decision_log::DecisionEvent;
 use crate::engine::DataPath;
 use crate::pdp::DecisionPoint;
 
@@ -46,6 +49,51 @@ pub struct AppState {
     pub decisions: Arc<DecisionCache<CachedDecision>>,
     /// Cached admission verdicts.
     pub verdicts: Arc<DecisionCache<Arc<admission::Verdict>>>,
+    /// The decision log, when enabled.
+    pub decision_log: Option<Arc<crate::decision_log::DecisionLogger>>,
+}
+
+impl AppState {
+    /// Log a decision, when decision logging is on. `event` is only built
+    /// when it is.
+    pub(crate) async fn log_decision(&self, event: impl FnOnce() -> DecisionEvent) {
+        if let Some(log) = &self.decision_log {
+            log.record(event()).await;
+        }
+    }
+}
+
+/// A TLS listener's connection details, recorded once per connection
+/// (`into_make_service_with_connect_info::<ClientAddr>()`; plain TCP
+/// listeners record axum's `ConnectInfo<SocketAddr>`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+/// The caller's address, when the listener records it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Requester(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Requester {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::extract::ConnectInfo;
+        let extensions = &parts.extensions;
+        let tcp = extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
+        let tls = || extensions.get::<ConnectInfo<ClientAddr>>().map(|c| c.0 .0);
+        Ok(Requester(tcp.or_else(tls)))
+    }
 }
 
 /// The decision API router.
@@ -130,6 +178,9 @@ pub(crate) fn record_decision(decision_id: &str, path: &DataPath, snapshot: &cra
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     state.decisions.record_size().await;
     state.verdicts.record_size().await;
+    if let Some(log) = &state.decision_log {
+        log.observe_queue();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use super::SourceError;
+use crate::backoff::{after_failures, between};
 use crate::bundle::{self, Verifier};
 use crate::config::RemoteBundleConfig;
 use crate::pdp::DecisionPoint;
@@ -229,8 +230,7 @@ impl RemoteSource {
             let delay = if failures == 0 {
                 between(min, max)
             } else {
-                let backoff = min.saturating_mul(1u32 << failures.min(16)).min(max);
-                between(backoff / 2, backoff)
+                after_failures(failures, min, max)
             };
             tokio::time::sleep(delay).await;
             let etag = self.status().etag.clone();
@@ -292,34 +292,5 @@ impl RemoteSource {
                 });
             }
         }
-    }
-}
-
-/// A random duration in `[low, high]`; the randomness only spreads polls
-/// of many replicas apart, so the clock's nanoseconds are enough.
-fn between(low: Duration, high: Duration) -> Duration {
-    if high <= low {
-        return low;
-    }
-    let span = (high - low).as_nanos() as u64;
-    let noise = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::from(d.subsec_nanos()).wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .unwrap_or(0);
-    low + Duration::from_nanos(noise % span.max(1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jittered_delays_stay_in_range() {
-        let (low, high) = (Duration::from_millis(100), Duration::from_millis(200));
-        for _ in 0..100 {
-            let d = between(low, high);
-            assert!(d >= low && d <= high, "{d:?}");
-        }
-        assert_eq!(between(high, low), high);
     }
 }
