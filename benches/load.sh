@@ -7,8 +7,12 @@
 # report gives the median over ROUNDS of req/s, p50 and p99, and each figure
 # as a ratio to the floor's in the same round set.
 #
-# Usage: benches/load.sh [--duration S] [--rounds N] [--path DATA_PATH] [--body FILE]
-# Bounded: ROUNDS x 2 targets x 2 concurrencies x DURATION seconds, plus start-up.
+# With --decision-log, a third target runs: Portcullis with decision logging
+# to a file (JSONL, masked, rotated at 100 MiB), pinned to the same core, so
+# the logging cost shows as the ratio between the two Portcullis rows.
+#
+# Usage: benches/load.sh [--duration S] [--rounds N] [--path DATA_PATH] [--body FILE] [--decision-log]
+# Bounded: ROUNDS x (2 or 3) targets x 2 concurrencies x DURATION seconds, plus start-up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/lib.sh
@@ -22,6 +26,8 @@ BODY=${BODY:-examples/feature-payments.json}
 CONCURRENCIES=${CONCURRENCIES:-"1 32"}
 FLOOR_ADDR=127.0.0.1:18180
 PDP_ADDR=127.0.0.1:18181
+LOGGED_ADDR=127.0.0.1:18182
+DECISION_LOG=${DECISION_LOG:-0}
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,6 +35,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift 2 ;;
     --path) DATA_PATH=$2; shift 2 ;;
     --body) BODY=$2; shift 2 ;;
+    --decision-log) DECISION_LOG=1; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -44,7 +51,18 @@ taskset -c "$SERVER_CPU" target/release/examples/floor "$FLOOR_ADDR" 2>/dev/null
 pids+=($!)
 taskset -c "$SERVER_CPU" target/release/portcullis serve --addr "$PDP_ADDR" --log-level warn &
 pids+=($!)
-for addr in "$FLOOR_ADDR" "$PDP_ADDR"; do
+addrs=("$FLOOR_ADDR" "$PDP_ADDR")
+targets="floor portcullis"
+if [ "$DECISION_LOG" = 1 ]; then
+  log_dir=$(mktemp -d)
+  PORTCULLIS_DECISION_LOGS=true PORTCULLIS_DECISION_LOGS_SINK=file \
+    PORTCULLIS_DECISION_LOGS_FILE="$log_dir/decisions.jsonl" \
+    taskset -c "$SERVER_CPU" target/release/portcullis serve --addr "$LOGGED_ADDR" --log-level warn &
+  pids+=($!)
+  addrs+=("$LOGGED_ADDR")
+  targets="$targets logged"
+fi
+for addr in "${addrs[@]}"; do
   for _ in $(seq 1 100); do
     curl -s -o /dev/null "http://$addr/" -d '{}' 2>/dev/null && break
     sleep 0.1
@@ -76,6 +94,10 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "floor $c $(run "http://$FLOOR_ADDR/" "$c")" >>"$results"
     echo "round $round: portcullis c=$c" >&2
     echo "portcullis $c $(run "http://$PDP_ADDR/v1/data/$DATA_PATH" "$c")" >>"$results"
+    if [ "$DECISION_LOG" = 1 ]; then
+      echo "round $round: portcullis with decision log c=$c" >&2
+      echo "logged $c $(run "http://$LOGGED_ADDR/v1/data/$DATA_PATH" "$c")" >>"$results"
+    fi
   done
 done
 
@@ -86,10 +108,18 @@ echo "decision path: /v1/data/$DATA_PATH   body: $BODY   ${ROUNDS} rounds x ${DU
 printf '%-11s %4s %10s %9s %9s %10s %10s %10s\n' target conc req/s p50_us p99_us rps/floor p50/floor p99/floor
 for c in $CONCURRENCIES; do
   f_rps=$(stat floor "$c" 3); f_p50=$(stat floor "$c" 4); f_p99=$(stat floor "$c" 5)
-  for t in floor portcullis; do
+  for t in $targets; do
     rps=$(stat "$t" "$c" 3); p50=$(stat "$t" "$c" 4); p99=$(stat "$t" "$c" 5)
     awk -v t="$t" -v c="$c" -v r="$rps" -v p="$p50" -v q="$p99" -v fr="$f_rps" -v fp="$f_p50" -v fq="$f_p99" \
       'BEGIN {printf "%-11s %4s %10.0f %9.1f %9.1f %10.2f %10.2f %10.2f\n", t, c, r, p, q, r/fr, p/fp, q/fq}'
   done
 done
+if [ "$DECISION_LOG" = 1 ]; then
+  for c in $CONCURRENCIES; do
+    awk -v c="$c" -v a="$(stat portcullis "$c" 3)" -v b="$(stat logged "$c" 3)" \
+      'BEGIN {printf "decision log to file, c=%s: throughput %.3f of unlogged (cost %.1f %%)\n", c, b/a, (1-b/a)*100}'
+  done
+  echo "events logged: $(wc -l <"$log_dir/decisions.jsonl") (+ rotated: $(ls "$log_dir" | wc -l) files)"
+  rm -rf "$log_dir"
+fi
 rm -f "$results"

@@ -45,6 +45,8 @@ pub struct Config {
     /// Decision logs: one event per decision, masked, written off the
     /// request path.
     pub decision_logs: DecisionLogConfig,
+    /// Who may call the decision API.
+    pub auth: AuthConfig,
 }
 
 /// Decision logs.
@@ -361,6 +363,54 @@ impl Default for EngineConfig {
 pub struct ServerConfig {
     /// Address of the decision API.
     pub addr: String,
+    /// Serve the decision API over HTTPS (and optionally check client
+    /// certificates). Off: plain HTTP, fit for localhost only.
+    pub tls: Option<ApiTlsConfig>,
+}
+
+/// HTTPS for the decision API.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTlsConfig {
+    /// PEM certificate chain, reloaded when it changes.
+    pub cert_file: PathBuf,
+    /// PEM private key, reloaded when it changes.
+    pub key_file: PathBuf,
+    /// PEM CA certificates that client certificates must chain to (mTLS);
+    /// a verified certificate's common name identifies the caller.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Refuse connections without a client certificate.
+    #[serde(default)]
+    pub require_client_certificate: bool,
+}
+
+/// Authentication and authorization of the decision API.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Bearer tokens (`NAME TOKEN` per line), reloaded when the file
+    /// changes. Set: every call must authenticate (token or client
+    /// certificate).
+    pub tokens_file: Option<PathBuf>,
+    /// A rule in the style of OPA's `system.authz`, e.g.
+    /// `/system/authz/allow`: every call must make it `true`.
+    pub authz_policy: Option<String>,
+    /// `/health`, `/health/live` and `/health/ready` need no credentials.
+    pub open_health: bool,
+    /// `/metrics` needs no credentials.
+    pub open_metrics: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            tokens_file: None,
+            authz_policy: None,
+            open_health: true,
+            open_metrics: true,
+        }
+    }
 }
 
 /// Input limits; each has a clear error when exceeded.
@@ -415,6 +465,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             log: LogConfig::default(),
             decision_logs: DecisionLogConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -423,6 +474,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             addr: "127.0.0.1:8181".to_string(),
+            tls: None,
         }
     }
 }
@@ -478,7 +530,7 @@ pub enum ConfigError {
 }
 
 /// The environment variables read, and the key each sets.
-pub const ENV_KEYS: [(&str, &str); 20] = [
+pub const ENV_KEYS: [(&str, &str); 22] = [
     ("PORTCULLIS_ADDR", "server.addr"),
     ("PORTCULLIS_BUNDLES", "bundles"),
     ("PORTCULLIS_DEFAULT_DECISION", "default_decision"),
@@ -502,6 +554,8 @@ pub const ENV_KEYS: [(&str, &str); 20] = [
         "PORTCULLIS_DECISION_LOGS_NEVER_DROP",
         "decision_logs.never_drop",
     ),
+    ("PORTCULLIS_AUTH_TOKENS_FILE", "auth.tokens_file"),
+    ("PORTCULLIS_AUTH_AUTHZ_POLICY", "auth.authz_policy"),
 ];
 
 /// serde_json refuses deeper documents than this, whatever we allow.
@@ -599,6 +653,8 @@ impl Config {
             "decision_logs.file.path" => self.decision_logs.file.path = PathBuf::from(value),
             "decision_logs.http.url" => self.decision_logs.http.url = Some(value.to_string()),
             "decision_logs.never_drop" => self.decision_logs.never_drop = boolean(value)?,
+            "auth.tokens_file" => self.auth.tokens_file = Some(PathBuf::from(value)),
+            "auth.authz_policy" => self.auth.authz_policy = Some(value.to_string()),
             "log.level" => self.log.level = value.to_string(),
             "log.format" => {
                 self.log.format = match value {
@@ -700,6 +756,19 @@ impl Config {
             ));
         }
         self.validate_decision_logs()?;
+        if let Some(tls) = &self.server.tls {
+            if tls.require_client_certificate && tls.client_ca_file.is_none() {
+                return Err(invalid(
+                    "server.tls.require_client_certificate",
+                    "needs server.tls.client_ca_file to verify client certificates".into(),
+                ));
+            }
+        }
+        if let Some(policy) = &self.auth.authz_policy {
+            if policy.trim_matches('/').is_empty() {
+                return Err(invalid("auth.authz_policy", "must name a rule path".into()));
+            }
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| invalid("log.level", err.to_string()))?;
         Ok(())

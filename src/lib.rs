@@ -19,7 +19,10 @@
 //! - [`config`]: configuration from a YAML file, environment and flags.
 //! - [`decision_log`]: decision events, masking, the bounded queue and the
 //!   sinks (stdout, rotated file, HTTP).
+//! - [`auth`]: bearer tokens, client certificates and the authorization
+//!   policy in front of the decision API.
 //! - [`backoff`]: retry delays with jitter.
+//! - [`file_watch`]: reloading certificates and tokens when their files change.
 //! - [`source`]: watching bundle files and reloading on change.
 //! - [`tls`]: rustls for the admission listener, with certificate hot reload.
 //! - [`server`]: the composition root: bind, load, serve, drain.
@@ -40,6 +43,7 @@
 //! ```
 
 pub mod api;
+pub mod auth;
 pub mod backoff;
 pub mod bundle;
 pub mod cache;
@@ -47,6 +51,7 @@ pub mod cli;
 pub mod config;
 pub mod decision_log;
 pub mod engine;
+pub mod file_watch;
 pub mod gatekeeper;
 pub mod location;
 pub mod metrics;

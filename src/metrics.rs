@@ -99,6 +99,18 @@ pub struct Metrics {
     reviews: IntCounterVec,
     review_children: Arc<Resolved<String, Arc<ByKind>>>,
     decision_log: DecisionLogMetrics,
+    auth_outcomes: [IntCounter; 3],
+}
+
+/// How the API's authentication and authorization ended for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// Identified and authorized.
+    Allowed,
+    /// No or invalid credentials (401).
+    Unauthenticated,
+    /// Refused by the authorization policy (403).
+    Forbidden,
 }
 
 /// The decision log's collectors, resolved to their children once.
@@ -296,7 +308,18 @@ impl Metrics {
             queue_depth: log_queue.with_label_values(&["depth"]),
             queue_capacity: log_queue.with_label_values(&["capacity"]),
         };
+        let auth = IntCounterVec::new(
+            Opts::new(
+                "auth_requests_total",
+                "Decision API requests checked by authentication and authorization, by result (allowed, unauthenticated, forbidden).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let auth_outcomes = ["allowed", "unauthenticated", "forbidden"]
+            .map(|result| auth.with_label_values(&[result]));
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(auth),
             Box::new(log_events),
             Box::new(log_dropped),
             Box::new(log_sink_errors),
@@ -346,10 +369,21 @@ impl Metrics {
             reviews,
             review_children: Arc::new(Resolved::new()),
             decision_log,
+            auth_outcomes,
             bundle_info,
             last_activation,
             load_duration,
         }
+    }
+
+    /// Count one authentication/authorization outcome.
+    pub fn auth(&self, outcome: AuthOutcome) {
+        let index = match outcome {
+            AuthOutcome::Allowed => 0,
+            AuthOutcome::Unauthenticated => 1,
+            AuthOutcome::Forbidden => 2,
+        };
+        self.auth_outcomes[index].inc();
     }
 
     /// The decision log's collectors.

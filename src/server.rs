@@ -2,7 +2,7 @@
 //! fast) → listener → axum, with panics answered as 500s and a graceful
 //! drain on SIGTERM/SIGINT.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,15 +14,20 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::api::error::{code, ApiError};
 use crate::api::{self, AppState};
+use crate::auth::{Auth, TokenStore};
 use crate::bundle::Verifier;
 use crate::cache::DecisionCache;
 use crate::config::{Config, ConfigError};
 use crate::decision_log::DecisionLogger;
 use crate::engine::{DataPath, EngineOptions};
+use crate::file_watch::{watch_files, FileWatch};
 use crate::metrics::Metrics;
 use crate::pdp::{DecisionPoint, LoadError};
 use crate::source::{watch_bundles, RemoteSource, SourceError, WatchHandle};
-use crate::tls::{server_config, watch_certs, CertStore, CertWatch, TlsError, TlsListener};
+use crate::tls::{
+    server_config, server_config_with_clients, watch_certs, CertStore, ClientAuth, TlsError,
+    TlsListener,
+};
 use std::path::Path;
 
 /// Why the server could not start or stopped with an error.
@@ -37,11 +42,14 @@ pub enum ServerError {
     /// A bundle source could not start (file watch, bundle server).
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The API token file could not be read.
+    #[error("API tokens: {0}")]
+    Tokens(#[from] crate::auth::TokenError),
     /// The decision log could not start.
     #[error("decision log: {0}")]
     DecisionLog(#[from] crate::decision_log::DecisionLogError),
-    /// The admission listener's TLS could not be set up.
-    #[error("admission listener: {0}")]
+    /// A listener's TLS could not be set up.
+    #[error("TLS: {0}")]
     Tls(#[from] TlsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
@@ -60,14 +68,26 @@ pub enum ServerError {
 /// A bound, loaded server, not yet serving.
 #[derive(Debug)]
 pub struct Server {
-    listener: tokio::net::TcpListener,
+    listener: ApiListener,
     state: AppState,
+    /// Authentication and authorization of the decision API, when on.
+    auth: Option<Arc<Auth>>,
+    /// Reloads the token file while the server lives.
+    _token_watch: Option<FileWatch>,
     /// Live while the server is: dropping it stops the file watch.
     watch: Option<WatchHandle>,
     /// The remote bundle pollers, stopped when the server is dropped.
     pollers: Vec<PollerHandle>,
     /// The admission HTTPS listener and its certificate watch, if enabled.
-    admission: Option<(TlsListener, CertWatch)>,
+    admission: Option<(TlsListener, FileWatch)>,
+}
+
+/// The decision API's listener: plain TCP, or TLS with its certificate
+/// watch (and optional client certificates).
+#[derive(Debug)]
+enum ApiListener {
+    Plain(tokio::net::TcpListener),
+    Tls(TlsListener, FileWatch),
 }
 
 /// Aborts a poller task when dropped.
@@ -123,9 +143,29 @@ impl Server {
         })
         .await
         .map_err(|err| ServerError::Serve(std::io::Error::other(err)))??;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let pdp = Arc::new(pdp);
+        let listener = match &config.server.tls {
+            None => ApiListener::Plain(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            Some(tls) => {
+                let store = CertStore::load(&tls.cert_file, &tls.key_file)?;
+                let rustls = match &tls.client_ca_file {
+                    Some(ca_file) => server_config_with_clients(
+                        store.clone(),
+                        &ClientAuth {
+                            ca_file: ca_file.clone(),
+                            required: tls.require_client_certificate,
+                        },
+                    )?,
+                    None => server_config(store.clone()),
+                };
+                ApiListener::Tls(TlsListener::bind(addr, rustls).await?, watch_certs(store)?)
+            }
+        };
+        let (auth, token_watch) = auth_settings(config, &pdp, &metrics)?;
         let decision_log = if config.decision_logs.enabled {
             Some(DecisionLogger::start(
                 &config.decision_logs,
@@ -136,7 +176,7 @@ impl Server {
         };
         let state = AppState {
             decision_log,
-            pdp: Arc::new(pdp),
+            pdp: pdp.clone(),
             limits: Arc::new(config.limits.clone()),
             default_decision: Arc::new(DataPath::parse(&config.default_decision)),
             shutting_down: Arc::new(AtomicBool::new(false)),
@@ -193,6 +233,8 @@ impl Server {
         Ok(Server {
             listener,
             state,
+            auth,
+            _token_watch: token_watch,
             watch,
             pollers,
             admission,
@@ -201,9 +243,11 @@ impl Server {
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound TCP listener has a local address")
+        match &self.listener {
+            ApiListener::Plain(listener) => listener.local_addr(),
+            ApiListener::Tls(listener, _) => axum::serve::Listener::local_addr(listener),
+        }
+        .expect("a bound listener has a local address")
     }
 
     /// The admission listener's address, when it is enabled.
@@ -245,17 +289,38 @@ impl Server {
             (serve, cert_watch)
         });
         let decision_log = self.state.decision_log.clone();
-        let router = api::router(self.state).layer(CatchPanicLayer::custom(panic_response));
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        let mut router = api::router(self.state);
+        if let Some(auth) = self.auth {
+            router = router.layer(axum::middleware::from_fn_with_state(
+                auth,
+                crate::auth::guard,
+            ));
+        }
+        let router = router.layer(CatchPanicLayer::custom(panic_response));
+        type Serving = std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
+        let (api, _api_cert_watch): (Serving, _) = match self.listener {
+            ApiListener::Plain(listener) => {
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(err) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %err, "could not set TCP_NODELAY");
+                    }
+                });
+                let serve = axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(stopped());
+                (Box::pin(serve.into_future()), None)
             }
-        });
-        let api = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped());
+            ApiListener::Tls(listener, watch) => {
+                let serve = axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<api::ClientAddr>(),
+                )
+                .with_graceful_shutdown(stopped());
+                (Box::pin(serve.into_future()), Some(watch))
+            }
+        };
         tokio::spawn(async move {
             shutdown.await;
             flag.store(true, Ordering::SeqCst);
@@ -275,6 +340,45 @@ impl Server {
         }
         served
     }
+}
+
+/// The API's authentication and authorization from the configuration (none
+/// when nothing is configured), and the watch that reloads the token file.
+fn auth_settings(
+    config: &Config,
+    pdp: &Arc<DecisionPoint>,
+    metrics: &Arc<Metrics>,
+) -> Result<(Option<Arc<Auth>>, Option<FileWatch>), ServerError> {
+    let tokens = match &config.auth.tokens_file {
+        Some(path) => Some(TokenStore::load(path)?),
+        None => None,
+    };
+    let watch = match &tokens {
+        Some(store) => {
+            let reloading = store.clone();
+            let watch = watch_files(&[store.path()], move || match reloading.reload() {
+                Ok(()) => tracing::info!("API tokens reloaded"),
+                Err(err) => tracing::warn!(error = %err, "API token reload failed; keeping the current tokens"),
+            })
+            .map_err(|err| ServerError::Tls(TlsError::Listen(err.to_string())))?;
+            Some(watch)
+        }
+        None => None,
+    };
+    let auth = Auth {
+        tokens,
+        require_client_certificate: config
+            .server
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.require_client_certificate),
+        policy: config.auth.authz_policy.as_deref().map(DataPath::parse),
+        open_health: config.auth.open_health,
+        open_metrics: config.auth.open_metrics,
+        pdp: pdp.clone(),
+        metrics: metrics.clone(),
+    };
+    Ok((auth.active().then(|| Arc::new(auth)), watch))
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {

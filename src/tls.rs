@@ -1,4 +1,5 @@
-//! TLS for the admission listener (rustls, TLS 1.2 and 1.3): the serving
+//! TLS for the admission listener and, when configured, the decision API
+//! (rustls, TLS 1.2 and 1.3, optional client certificates): the serving
 //! certificate lives in an `ArcSwap` that handshakes read without a lock and
 //! a file watch replaces when cert-manager rotates the files, so a rotation
 //! needs no restart and drops no connection. Handshakes run in their own
@@ -10,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use notify::{RecursiveMode, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -19,6 +19,8 @@ use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+
+use crate::file_watch::{watch_files, FileWatch};
 
 /// How long a client may take to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -157,6 +159,71 @@ pub fn server_config(store: Arc<CertStore>) -> Arc<ServerConfig> {
     Arc::new(config)
 }
 
+/// Client certificate checking for mTLS.
+#[derive(Debug, Clone)]
+pub struct ClientAuth {
+    /// PEM file of the CA certificates client certificates must chain to.
+    pub ca_file: PathBuf,
+    /// Refuse handshakes without a client certificate (otherwise one is
+    /// optional, and callers may authenticate with a token instead).
+    pub required: bool,
+}
+
+/// A rustls server configuration serving from `store` that verifies client
+/// certificates against `client.ca_file`.
+pub fn server_config_with_clients(
+    store: Arc<CertStore>,
+    client: &ClientAuth,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let invalid = |message: String| TlsError::Invalid {
+        path: client.ca_file.clone(),
+        message,
+    };
+    let pem = std::fs::read(&client.ca_file).map_err(|source| TlsError::Read {
+        path: client.ca_file.clone(),
+        source,
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        let cert = cert.map_err(|err| invalid(format!("cannot parse a certificate: {err}")))?;
+        roots
+            .add(cert)
+            .map_err(|err| invalid(format!("not a usable CA certificate: {err}")))?;
+    }
+    if roots.is_empty() {
+        return Err(invalid("no CA certificate in the file".into()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    );
+    let builder = if client.required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    let verifier = builder
+        .build()
+        .map_err(|err| invalid(format!("cannot build the client verifier: {err}")))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("the ring provider supports TLS 1.2 and 1.3")
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(store);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The subject common name of the client certificate a connection's
+/// handshake verified (none without mTLS or without a certificate).
+pub fn client_subject(stream: &TlsStream<TcpStream>) -> Option<Arc<str>> {
+    let leaf = stream.get_ref().1.peer_certificates()?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let common_name = cert.subject().iter_common_name().next()?;
+    common_name.as_str().ok().map(Arc::from)
+}
+
 /// An accepted, handshaken TLS connection stream for axum.
 #[derive(Debug)]
 pub struct TlsListener {
@@ -239,53 +306,16 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// Keeps the certificate watch alive.
-pub struct CertWatch {
-    _watcher: notify::RecommendedWatcher,
-    _task: AbortOnDrop,
-}
-
-impl std::fmt::Debug for CertWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CertWatch")
-    }
-}
-
 /// Reload `store` when its files (or their directories, for symlink swaps)
 /// change. A rotation that does not load keeps the current certificate.
-pub fn watch_certs(store: Arc<CertStore>) -> Result<CertWatch, TlsError> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
-            let _ = tx.send(());
+pub fn watch_certs(store: Arc<CertStore>) -> Result<FileWatch, TlsError> {
+    let paths = [store.cert_path.clone(), store.key_path.clone()];
+    let watched: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    watch_files(&watched, move || match store.reload() {
+        Ok(()) => tracing::info!("serving certificate reloaded"),
+        Err(err) => {
+            tracing::warn!(error = %err, "certificate reload failed; keeping the current one")
         }
     })
-    .map_err(|err| TlsError::Listen(format!("cannot watch certificates: {err}")))?;
-    for path in [&store.cert_path, &store.key_path] {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        watcher
-            .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|err| TlsError::Listen(format!("cannot watch {}: {err}", dir.display())))?;
-    }
-    let task = tokio::spawn(async move {
-        while rx.recv().await.is_some() {
-            // Let both files land before reading them.
-            while let Ok(Some(())) =
-                tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
-            {}
-            match store.reload() {
-                Ok(()) => tracing::info!("serving certificate reloaded"),
-                Err(err) => {
-                    tracing::warn!(error = %err, "certificate reload failed; keeping the current one")
-                }
-            }
-        }
-    });
-    Ok(CertWatch {
-        _watcher: watcher,
-        _task: AbortOnDrop(task),
-    })
+    .map_err(|err| TlsError::Listen(err.to_string()))
 }

@@ -21,6 +21,8 @@ pub mod code {
     pub const UNDEFINED_DOCUMENT: &str = "undefined_document";
     /// No such resource.
     pub const RESOURCE_NOT_FOUND: &str = "resource_not_found";
+    /// Missing or refused credentials (401 and 403, as OPA answers both).
+    pub const UNAUTHORIZED: &str = "unauthorized";
 }
 
 /// One detail line of an error body.

@@ -66,12 +66,20 @@ impl AppState {
 /// A TLS listener's connection details, recorded once per connection
 /// (`into_make_service_with_connect_info::<ClientAddr>()`; plain TCP
 /// listeners record axum's `ConnectInfo<SocketAddr>`).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub std::net::SocketAddr);
+#[derive(Debug, Clone)]
+pub struct ClientAddr {
+    /// The peer's address.
+    pub addr: std::net::SocketAddr,
+    /// The common name of the client certificate the handshake verified.
+    pub subject: Option<Arc<str>>,
+}
 
 impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for ClientAddr {
     fn connect_info(stream: IncomingStream<'_, crate::tls::TlsListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
+        ClientAddr {
+            addr: *stream.remote_addr(),
+            subject: crate::tls::client_subject(stream.io()),
+        }
     }
 }
 
@@ -91,7 +99,11 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Requester {
         let tcp = extensions
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0);
-        let tls = || extensions.get::<ConnectInfo<ClientAddr>>().map(|c| c.0 .0);
+        let tls = || {
+            extensions
+                .get::<ConnectInfo<ClientAddr>>()
+                .map(|c| c.0.addr)
+        };
         Ok(Requester(tcp.or_else(tls)))
     }
 }

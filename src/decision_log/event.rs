@@ -6,8 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use std::borrow::Cow;
+
 use axum::body::Bytes;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value as Json};
+
+use super::mask::Touched;
 
 use crate::engine::{DataPath, Value};
 use crate::pdp::Snapshot;
@@ -82,53 +87,143 @@ fn undecodable(err: serde_json::Error) -> Json {
     Json::Object(map)
 }
 
-fn input_json(input: &LoggedInput) -> Option<Json> {
-    #[derive(serde::Deserialize)]
-    struct Wrapper {
-        input: Option<Json>,
-    }
-    match input {
-        LoggedInput::None => None,
-        LoggedInput::Body(bytes) => Some(serde_json::from_slice(bytes).unwrap_or_else(undecodable)),
-        LoggedInput::InputMember(bytes) => match serde_json::from_slice::<Wrapper>(bytes) {
-            Ok(wrapper) => wrapper.input,
-            Err(err) => Some(undecodable(err)),
-        },
-        LoggedInput::Value(value) => {
-            Some(serde_json::to_value(value).unwrap_or_else(undecodable))
-        }
-    }
+/// An event's input and result as JSON text, taken from the request bytes
+/// without building a tree where possible.
+#[derive(Debug)]
+pub struct RawParts<'a> {
+    /// The input's JSON text.
+    pub input: Option<Cow<'a, [u8]>>,
+    /// The result's JSON text.
+    pub result: Option<Vec<u8>>,
+}
+
+fn undecodable_bytes(err: serde_json::Error) -> Vec<u8> {
+    serde_json::to_vec(&undecodable(err)).unwrap_or_default()
 }
 
 impl DecisionEvent {
-    /// The event in OPA's schema, before masking: `labels`, `decision_id`,
-    /// `bundles`, `path` (slash-separated), `input`, `result`, `error`,
-    /// `requested_by`, `timestamp`, `metrics`.
-    pub fn to_json(&self, labels: &Map<String, Json>) -> Map<String, Json> {
+    /// The input and result as JSON text: the input member is located in
+    /// the request body by a validating scan (no tree is built).
+    pub fn raw_parts(&self) -> RawParts<'_> {
+        #[derive(serde::Deserialize)]
+        struct Wrapper<'a> {
+            #[serde(borrow)]
+            input: Option<&'a RawValue>,
+        }
+        let input = match &self.input {
+            LoggedInput::None => None,
+            LoggedInput::Body(bytes) => Some(match serde_json::from_slice::<&RawValue>(bytes) {
+                Ok(raw) => Cow::Borrowed(raw.get().as_bytes()),
+                Err(err) => Cow::Owned(undecodable_bytes(err)),
+            }),
+            LoggedInput::InputMember(bytes) => match serde_json::from_slice::<Wrapper>(bytes) {
+                Ok(wrapper) => wrapper.input.map(|raw| Cow::Borrowed(raw.get().as_bytes())),
+                Err(err) => Some(Cow::Owned(undecodable_bytes(err))),
+            },
+            LoggedInput::Value(value) => Some(Cow::Owned(
+                serde_json::to_vec(value).unwrap_or_else(undecodable_bytes),
+            )),
+        };
+        let result = (!matches!(self.result, Value::Undefined))
+            .then(|| serde_json::to_vec(&self.result).unwrap_or_else(undecodable_bytes));
+        RawParts { input, result }
+    }
+
+    /// The event in OPA's schema as one JSON line: `labels` (already JSON),
+    /// `decision_id`, `batch_decision_id`, `bundles`, `path`, `input`,
+    /// `result`, `error`, `requested_by`, `timestamp`, `metrics`, and the
+    /// pointers masking erased and replaced.
+    pub fn write_json(
+        &self,
+        labels: &[u8],
+        input: Option<&[u8]>,
+        result: Option<&[u8]>,
+        touched: &Touched,
+        out: &mut Vec<u8>,
+    ) {
+        let string = |out: &mut Vec<u8>, text: &str| {
+            // Writing into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, text);
+        };
+        out.extend_from_slice(b"{\"labels\":");
+        out.extend_from_slice(labels);
+        out.extend_from_slice(b",\"decision_id\":");
+        string(out, &self.decision_id);
+        if let Some(batch) = &self.batch_decision_id {
+            out.extend_from_slice(b",\"batch_decision_id\":");
+            string(out, batch);
+        }
+        out.extend_from_slice(b",\"bundles\":{");
+        for (i, bundle) in self.snapshot.bundles.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, &bundle.name);
+            out.extend_from_slice(b":{\"revision\":");
+            string(out, &bundle.revision);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"},\"path\":");
+        string(out, &self.path.segments().join("/"));
+        if let Some(input) = input {
+            out.extend_from_slice(b",\"input\":");
+            out.extend_from_slice(input);
+        }
+        if let Some(result) = result {
+            out.extend_from_slice(b",\"result\":");
+            out.extend_from_slice(result);
+        }
+        if let Some(error) = &self.error {
+            out.extend_from_slice(b",\"error\":");
+            let _ = serde_json::to_writer(&mut *out, error);
+        }
+        if let Some(addr) = self.requested_by {
+            out.extend_from_slice(b",\"requested_by\":");
+            string(out, &addr.to_string());
+        }
+        out.extend_from_slice(b",\"timestamp\":");
+        string(
+            out,
+            &humantime::format_rfc3339_nanos(self.timestamp).to_string(),
+        );
+        out.extend_from_slice(b",\"metrics\":{");
+        for (i, (name, value)) in self.metrics.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, name);
+            out.push(b':');
+            out.extend_from_slice(value.to_string().as_bytes());
+        }
+        out.push(b'}');
+        for (field, pointers) in [("erased", &touched.erased), ("masked", &touched.masked)] {
+            if !pointers.is_empty() {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(field.as_bytes());
+                out.extend_from_slice(b"\":");
+                let _ = serde_json::to_writer(&mut *out, pointers);
+            }
+        }
+        out.push(b'}');
+    }
+
+    /// The event as the mask policy sees it (OPA passes the whole event):
+    /// `decision_id`, `batch_decision_id`, `path`, `input`, `result`,
+    /// `error`, `requested_by`, `bundles`.
+    pub fn policy_input(&self, parts: &RawParts<'_>) -> Value {
+        let parse =
+            |bytes: &[u8]| serde_json::from_slice::<Json>(bytes).unwrap_or_else(undecodable);
         let mut event = Map::new();
-        event.insert("labels".into(), Json::Object(labels.clone()));
         event.insert("decision_id".into(), Json::String(self.decision_id.clone()));
         if let Some(batch) = &self.batch_decision_id {
             event.insert("batch_decision_id".into(), Json::String(batch.clone()));
         }
-        let bundles = self
-            .snapshot
-            .bundles
-            .iter()
-            .map(|b| {
-                let mut revision = Map::new();
-                revision.insert("revision".into(), Json::String(b.revision.clone()));
-                (b.name.clone(), Json::Object(revision))
-            })
-            .collect();
-        event.insert("bundles".into(), Json::Object(bundles));
         event.insert("path".into(), Json::String(self.path.segments().join("/")));
-        if let Some(input) = input_json(&self.input) {
-            event.insert("input".into(), input);
+        if let Some(input) = &parts.input {
+            event.insert("input".into(), parse(input));
         }
-        if !matches!(self.result, Value::Undefined) {
-            let result = serde_json::to_value(&self.result).unwrap_or_else(undecodable);
-            event.insert("result".into(), result);
+        if let Some(result) = &parts.result {
+            event.insert("result".into(), parse(result));
         }
         if let Some(error) = &self.error {
             event.insert("error".into(), error.clone());
@@ -136,16 +231,13 @@ impl DecisionEvent {
         if let Some(addr) = self.requested_by {
             event.insert("requested_by".into(), Json::String(addr.to_string()));
         }
-        event.insert(
-            "timestamp".into(),
-            Json::String(humantime::format_rfc3339_nanos(self.timestamp).to_string()),
-        );
-        let metrics = self
-            .metrics
+        let bundles = self
+            .snapshot
+            .bundles
             .iter()
-            .map(|(name, value)| ((*name).to_string(), Json::from(*value)))
+            .map(|b| (b.name.clone(), serde_json::json!({"revision": b.revision})))
             .collect();
-        event.insert("metrics".into(), Json::Object(metrics));
-        event
+        event.insert("bundles".into(), Json::Object(bundles));
+        Value::from(Json::Object(event))
     }
 }

@@ -13,18 +13,25 @@ pub mod event;
 pub mod mask;
 pub mod sink;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value as Json};
 use tokio::sync::{mpsc, oneshot};
 
+use event::RawParts;
 pub use event::{DecisionEvent, LoggedInput};
 use mask::{MaskAction, MaskError, MaskRule, Touched};
 use sink::{FileSink, HttpSink, Sink, SinkError};
 
 use crate::config::{DecisionLogConfig, DecisionLogSink};
+use crate::engine::reads::InputReads;
 use crate::engine::{DataPath, Value};
+use crate::pdp::Snapshot;
+
+/// Mask-policy answers remembered per snapshot before the memo starts over.
+const MASK_MEMO_ENTRIES: usize = 4096;
 use crate::metrics::DecisionLogMetrics;
 
 /// Why the decision log could not start.
@@ -56,6 +63,9 @@ pub struct Masker {
     kubernetes_secrets: bool,
 }
 
+/// The masked input and result (JSON text), and what was touched.
+type Masked = (Option<Vec<u8>>, Option<Vec<u8>>, Touched);
+
 impl Masker {
     /// A masker from the configuration.
     pub fn new(config: &crate::config::MaskConfig) -> Result<Masker, MaskError> {
@@ -77,26 +87,46 @@ impl Masker {
         })
     }
 
+    fn policy_defined(&self, snapshot: &Snapshot) -> bool {
+        !self.policy.segments().is_empty() && snapshot.policies.has_rule(self.policy.as_ref_str())
+    }
+
+    /// Whether the mask policy's answer depends only on the event's path,
+    /// input and result (and the snapshot), so that equal events can reuse
+    /// it: it reads nothing else of the event and calls no
+    /// non-deterministic builtin.
+    fn policy_reusable(&self, snapshot: &Snapshot) -> bool {
+        let reads = snapshot.policies.reads_of(&self.policy);
+        reads.nondeterministic.is_empty()
+            && match &reads.input {
+                InputReads::Whole => false,
+                InputReads::Paths(paths) => paths.iter().all(|path| {
+                    matches!(
+                        path.first().map(String::as_str),
+                        Some("input" | "result" | "path" | "bundles")
+                    )
+                }),
+            }
+    }
+
     /// The rules the mask policy answers for this event. A policy that
     /// fails or answers nonsense erases `input` and `result` entirely:
     /// a masking failure never lets a field through.
-    fn policy_rules(&self, event: &DecisionEvent, json: &Map<String, Json>) -> Vec<MaskRule> {
+    fn evaluate_policy(&self, event: &DecisionEvent, parts: &RawParts<'_>) -> Vec<MaskRule> {
         let snapshot = &event.snapshot;
-        if self.policy.segments().is_empty()
-            || !snapshot.policies.has_rule(self.policy.as_ref_str())
-        {
-            return Vec::new();
-        }
-        let input = Value::from(Json::Object(json.clone()));
-        let answer = crate::pdp::decide_on(snapshot.clone(), &self.policy, Some(input))
-            .map_err(|err| err.to_string())
-            .and_then(|decision| {
-                if matches!(decision.result, Value::Undefined) {
-                    return Ok(Json::Array(Vec::new()));
-                }
-                serde_json::to_value(&decision.result).map_err(|err| err.to_string())
-            })
-            .and_then(|answer| mask::rules_from_policy(&answer).map_err(|err| err.to_string()));
+        let answer = crate::pdp::decide_on(
+            snapshot.clone(),
+            &self.policy,
+            Some(event.policy_input(parts)),
+        )
+        .map_err(|err| err.to_string())
+        .and_then(|decision| {
+            if matches!(decision.result, Value::Undefined) {
+                return Ok(Json::Array(Vec::new()));
+            }
+            serde_json::to_value(&decision.result).map_err(|err| err.to_string())
+        })
+        .and_then(|answer| mask::rules_from_policy(&answer).map_err(|err| err.to_string()));
         match answer {
             Ok(rules) => rules,
             Err(err) => {
@@ -113,29 +143,42 @@ impl Masker {
         }
     }
 
-    /// Mask `json` (the encoded `event`) and list what was touched in its
-    /// `erased` and `masked` fields.
-    pub fn mask(&self, event: &DecisionEvent, json: &mut Map<String, Json>) -> usize {
-        let mut touched = Touched::default();
-        let from_policy = self.policy_rules(event, json);
-        let secrets = if self.kubernetes_secrets {
-            mask::kubernetes_secret_rules(json)
+    /// Apply the configured rules, `policy_rules` and the Secret rule to
+    /// the event's input and result. `None` when nothing applies: the
+    /// request's own bytes are then written as they are.
+    fn apply(&self, parts: &RawParts<'_>, policy_rules: &[MaskRule]) -> Option<Masked> {
+        let maybe_secret = self.kubernetes_secrets
+            && parts
+                .input
+                .as_ref()
+                .is_some_and(|input| memchr::memmem::find(input, b"\"Secret\"").is_some());
+        if self.rules.is_empty() && policy_rules.is_empty() && !maybe_secret {
+            return None;
+        }
+        let mut json = Map::new();
+        for (field, text) in [
+            ("input", parts.input.as_deref()),
+            ("result", parts.result.as_deref()),
+        ] {
+            if let Some(text) = text {
+                let value = serde_json::from_slice(text).unwrap_or(Json::Null);
+                json.insert(field.into(), value);
+            }
+        }
+        let secrets = if maybe_secret {
+            mask::kubernetes_secret_rules(&json)
         } else {
             Vec::new()
         };
-        for rule in self.rules.iter().chain(&from_policy).chain(&secrets) {
-            rule.apply(json, &mut touched);
+        let mut touched = Touched::default();
+        for rule in self.rules.iter().chain(policy_rules).chain(&secrets) {
+            rule.apply(&mut json, &mut touched);
         }
-        let count = touched.erased.len() + touched.masked.len();
-        let list =
-            |pointers: Vec<String>| Json::Array(pointers.into_iter().map(Json::String).collect());
-        if !touched.erased.is_empty() {
-            json.insert("erased".into(), list(touched.erased));
+        if touched.erased.is_empty() && touched.masked.is_empty() {
+            return None;
         }
-        if !touched.masked.is_empty() {
-            json.insert("masked".into(), list(touched.masked));
-        }
-        count
+        let text = |field: &str| json.get(field).and_then(|v| serde_json::to_vec(v).ok());
+        Some((text("input"), text("result"), touched))
     }
 }
 
@@ -163,7 +206,12 @@ impl std::fmt::Debug for Message {
 struct Writer {
     sink: Sink,
     masker: Masker,
-    labels: Map<String, Json>,
+    /// The labels object, as JSON text.
+    labels: Vec<u8>,
+    /// Mask-policy answers by event content, for the current snapshot.
+    memo: HashMap<u128, Arc<Vec<MaskRule>>>,
+    memo_generation: u64,
+    no_rules: Arc<Vec<MaskRule>>,
     metrics: DecisionLogMetrics,
     never_drop: bool,
     batch_max_events: usize,
@@ -207,7 +255,10 @@ impl DecisionLogger {
         let writer = Writer {
             sink,
             masker: Masker::new(&config.mask)?,
-            labels,
+            labels: serde_json::to_vec(&labels).unwrap_or_else(|_| b"{}".to_vec()),
+            memo: HashMap::new(),
+            memo_generation: 0,
+            no_rules: Arc::new(Vec::new()),
             metrics: metrics.clone(),
             never_drop: config.never_drop,
             batch_max_events: config.http.batch_max_events,
@@ -285,18 +336,70 @@ impl DecisionLogger {
 }
 
 impl Writer {
-    fn encode(&self, event: &DecisionEvent) -> Vec<u8> {
-        let mut json = event.to_json(&self.labels);
-        let touched = self.masker.mask(event, &mut json);
-        self.metrics.masked_fields.inc_by(touched as u64);
-        serde_json::to_vec(&Json::Object(json)).unwrap_or_else(|err| {
-            format!(
-                "{{\"decision_id\":{},\"portcullis_log_error\":{}}}",
-                Json::String(event.decision_id.clone()),
-                Json::String(err.to_string())
-            )
-            .into_bytes()
-        })
+    /// The mask policy's rules for `event`, reused for equal events of the
+    /// same snapshot when the policy reads nothing but path, input and
+    /// result (a bounded memo on this thread; no lock).
+    fn policy_rules(&mut self, event: &DecisionEvent, parts: &RawParts<'_>) -> Arc<Vec<MaskRule>> {
+        let snapshot = &event.snapshot;
+        if !self.masker.policy_defined(snapshot) {
+            return self.no_rules.clone();
+        }
+        if event.error.is_some() || !self.masker.policy_reusable(snapshot) {
+            return Arc::new(self.masker.evaluate_policy(event, parts));
+        }
+        if snapshot.generation != self.memo_generation {
+            self.memo.clear();
+            self.memo_generation = snapshot.generation;
+        }
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for part in [
+            event.path.as_ref_str().as_bytes(),
+            parts.input.as_deref().unwrap_or(b"-"),
+            parts.result.as_deref().unwrap_or(b"-"),
+        ] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        let key = hasher.digest128();
+        if let Some(rules) = self.memo.get(&key) {
+            return rules.clone();
+        }
+        let rules = Arc::new(self.masker.evaluate_policy(event, parts));
+        if self.memo.len() >= MASK_MEMO_ENTRIES {
+            self.memo.clear();
+        }
+        self.memo.insert(key, rules.clone());
+        rules
+    }
+
+    fn encode(&mut self, event: &DecisionEvent) -> Vec<u8> {
+        let parts = event.raw_parts();
+        let policy_rules = self.policy_rules(event, &parts);
+        let size = parts.input.as_ref().map_or(0, |i| i.len())
+            + parts.result.as_ref().map_or(0, Vec::len)
+            + 512;
+        let mut out = Vec::with_capacity(size);
+        match self.masker.apply(&parts, &policy_rules) {
+            None => event.write_json(
+                &self.labels,
+                parts.input.as_deref(),
+                parts.result.as_deref(),
+                &Touched::default(),
+                &mut out,
+            ),
+            Some((input, result, touched)) => {
+                let count = touched.erased.len() + touched.masked.len();
+                self.metrics.masked_fields.inc_by(count as u64);
+                event.write_json(
+                    &self.labels,
+                    input.as_deref(),
+                    result.as_deref(),
+                    &touched,
+                    &mut out,
+                );
+            }
+        }
+        out
     }
 
     /// Receive, encode and write until shutdown.
