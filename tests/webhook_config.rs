@@ -229,3 +229,57 @@ fn gen_certs_makes_a_serving_certificate_with_the_service_names() {
         .unwrap();
     assert!(tmp.path().join("secret.yaml").exists());
 }
+
+#[tokio::test]
+async fn the_grafana_dashboard_only_uses_metrics_the_server_exports() {
+    let text = std::fs::read_to_string(repo("webhook-config/grafana-dashboard.json")).unwrap();
+    let dashboard: Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    // The families a live server exports now (process metrics included)
+    // plus every family src/metrics.rs registers (labelled families only
+    // appear once something is counted in them).
+    let server = common::TestServer::start().await;
+    let metrics = server.metrics().await;
+    server.stop().await;
+    let mut families: BTreeMap<String, String> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .map(|(name, kind)| (name.to_string(), kind.to_string()))
+        .collect();
+    let source = std::fs::read_to_string(repo("src/metrics.rs")).unwrap();
+    let declared =
+        regex::Regex::new(r#"(HistogramOpts|Opts|IntCounter|IntGauge)::new\(\s*"([a-z_]+)""#)
+            .unwrap();
+    for found in declared.captures_iter(&source) {
+        let kind = if &found[1] == "HistogramOpts" {
+            "histogram"
+        } else {
+            "other"
+        };
+        families
+            .entry(format!("portcullis_{}", &found[2]))
+            .or_insert_with(|| kind.to_string());
+    }
+    let name = regex::Regex::new(r"portcullis_[a-z_]+").unwrap();
+    let mut used = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        assert!(panel["title"].is_string());
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for found in name.find_iter(expr) {
+                let metric = found.as_str();
+                let (family, suffix) = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| metric.strip_suffix(s).map(|f| (f, *s)))
+                    .filter(|(f, _)| families.get(*f).map(String::as_str) == Some("histogram"))
+                    .unwrap_or((metric, ""));
+                let kind = families.get(family).unwrap_or_else(|| {
+                    panic!("{metric} (panel {}) is not exported", panel["title"])
+                });
+                assert!(suffix.is_empty() || *kind == "histogram", "{metric}");
+                used += 1;
+            }
+        }
+    }
+    assert!(used >= 18, "every panel queries a metric");
+}
