@@ -425,6 +425,9 @@ pub struct Limits {
     pub eval_timeout_ms: u64,
     /// Most inputs one batch request may carry.
     pub max_batch_inputs: usize,
+    /// Most requests handled at once per listener; beyond, 503 with
+    /// `Retry-After` at once (health and metrics are never refused).
+    pub max_in_flight: usize,
 }
 
 /// Logging settings.
@@ -486,6 +489,7 @@ impl Default for Limits {
             max_json_depth: 64,
             eval_timeout_ms: 100,
             max_batch_inputs: 1000,
+            max_in_flight: 1024,
         }
     }
 }
@@ -530,7 +534,7 @@ pub enum ConfigError {
 }
 
 /// The environment variables read, and the key each sets.
-pub const ENV_KEYS: [(&str, &str); 22] = [
+pub const ENV_KEYS: [(&str, &str); 23] = [
     ("PORTCULLIS_ADDR", "server.addr"),
     ("PORTCULLIS_BUNDLES", "bundles"),
     ("PORTCULLIS_DEFAULT_DECISION", "default_decision"),
@@ -538,6 +542,7 @@ pub const ENV_KEYS: [(&str, &str); 22] = [
     ("PORTCULLIS_MAX_JSON_DEPTH", "limits.max_json_depth"),
     ("PORTCULLIS_EVAL_TIMEOUT_MS", "limits.eval_timeout_ms"),
     ("PORTCULLIS_MAX_BATCH_INPUTS", "limits.max_batch_inputs"),
+    ("PORTCULLIS_MAX_IN_FLIGHT", "limits.max_in_flight"),
     ("PORTCULLIS_ENGINE_VM", "engine.vm"),
     ("PORTCULLIS_WATCH", "watch.enabled"),
     ("PORTCULLIS_WATCH_DEBOUNCE_MS", "watch.debounce_ms"),
@@ -635,6 +640,7 @@ impl Config {
             "limits.max_json_depth" => self.limits.max_json_depth = number(value)?,
             "limits.eval_timeout_ms" => self.limits.eval_timeout_ms = number(value)?,
             "limits.max_batch_inputs" => self.limits.max_batch_inputs = number(value)?,
+            "limits.max_in_flight" => self.limits.max_in_flight = number(value)?,
             "engine.vm" => self.engine.vm = boolean(value)?,
             "watch.enabled" => self.watch.enabled = boolean(value)?,
             "watch.debounce_ms" => self.watch.debounce_ms = number(value)?,
@@ -740,6 +746,12 @@ impl Config {
         if self.limits.eval_timeout_ms == 0 {
             return Err(invalid(
                 "limits.eval_timeout_ms",
+                "must be greater than 0".into(),
+            ));
+        }
+        if self.limits.max_in_flight == 0 {
+            return Err(invalid(
+                "limits.max_in_flight",
                 "must be greater than 0".into(),
             ));
         }

@@ -100,6 +100,8 @@ pub struct Metrics {
     review_children: Arc<Resolved<String, Arc<ByKind>>>,
     decision_log: DecisionLogMetrics,
     auth_outcomes: [IntCounter; 3],
+    overloaded: IntCounter,
+    panics: IntCounter,
 }
 
 /// How the API's authentication and authorization ended for a request.
@@ -318,7 +320,19 @@ impl Metrics {
         .expect("valid metric");
         let auth_outcomes = ["allowed", "unauthenticated", "forbidden"]
             .map(|result| auth.with_label_values(&[result]));
+        let overloaded = IntCounter::new(
+            "requests_refused_overload_total",
+            "Requests answered 503 at once because limits.max_in_flight requests were already in flight.",
+        )
+        .expect("valid metric");
+        let panics = IntCounter::new(
+            "handler_panics_total",
+            "Request handlers that panicked (answered 500; the process stays up).",
+        )
+        .expect("valid metric");
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(overloaded.clone()),
+            Box::new(panics.clone()),
             Box::new(auth),
             Box::new(log_events),
             Box::new(log_dropped),
@@ -370,6 +384,8 @@ impl Metrics {
             review_children: Arc::new(Resolved::new()),
             decision_log,
             auth_outcomes,
+            overloaded,
+            panics,
             bundle_info,
             last_activation,
             load_duration,
@@ -384,6 +400,16 @@ impl Metrics {
             AuthOutcome::Forbidden => 2,
         };
         self.auth_outcomes[index].inc();
+    }
+
+    /// Count a request refused for overload.
+    pub fn overloaded(&self) {
+        self.overloaded.inc();
+    }
+
+    /// Count a handler panic.
+    pub fn panicked(&self) {
+        self.panics.inc();
     }
 
     /// The decision log's collectors.

@@ -13,6 +13,7 @@ use axum::serve::ListenerExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::api::error::{code, ApiError};
+use crate::api::overload::{limit_in_flight, InFlight};
 use crate::api::{self, AppState};
 use crate::auth::{Auth, TokenStore};
 use crate::bundle::Verifier;
@@ -278,9 +279,11 @@ impl Server {
                 let _ = rx.wait_for(|stop| *stop).await;
             }
         };
+        let metrics = self.state.metrics.clone();
+        let max_in_flight = self.state.limits.max_in_flight;
+        let harden = |router| hardened(router, max_in_flight, &metrics);
         let admission = self.admission.map(|(listener, cert_watch)| {
-            let router = api::admission::router(self.state.clone())
-                .layer(CatchPanicLayer::custom(panic_response));
+            let router = harden(api::admission::router(self.state.clone()));
             let serve = axum::serve(
                 listener,
                 router.into_make_service_with_connect_info::<api::ClientAddr>(),
@@ -296,7 +299,7 @@ impl Server {
                 crate::auth::guard,
             ));
         }
-        let router = router.layer(CatchPanicLayer::custom(panic_response));
+        let router = harden(router);
         type Serving = std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
         let (api, _api_cert_watch): (Serving, _) = match self.listener {
             ApiListener::Plain(listener) => {
@@ -342,6 +345,21 @@ impl Server {
     }
 }
 
+/// `router` with its own in-flight limit and, outermost, panics caught,
+/// answered 500 and counted.
+fn hardened(router: axum::Router, max_in_flight: usize, metrics: &Arc<Metrics>) -> axum::Router {
+    let in_flight = InFlight::new(max_in_flight, metrics.clone());
+    let metrics = metrics.clone();
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            in_flight,
+            limit_in_flight,
+        ))
+        .layer(CatchPanicLayer::custom(move |panic| {
+            panic_response(&metrics, panic)
+        }))
+}
+
 /// The API's authentication and authorization from the configuration (none
 /// when nothing is configured), and the watch that reloads the token file.
 fn auth_settings(
@@ -381,7 +399,8 @@ fn auth_settings(
     Ok((auth.active().then(|| Arc::new(auth)), watch))
 }
 
-fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+fn panic_response(metrics: &Metrics, panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    metrics.panicked();
     let detail = panic
         .downcast_ref::<String>()
         .map(String::as_str)
@@ -421,5 +440,41 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_and_counted() {
+        let metrics = Arc::new(Metrics::new());
+        let router = axum::Router::new().route(
+            "/boom",
+            axum::routing::get(|| async {
+                if true {
+                    panic!("handler bug");
+                }
+                "unreachable"
+            }),
+        );
+        let app = hardened(router, 8, &metrics);
+        for _ in 0..2 {
+            let request = axum::http::Request::get("/boom")
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let bytes = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(body["code"], "internal_error");
+        }
+        let page = String::from_utf8(metrics.render()).unwrap();
+        assert!(page.contains("portcullis_handler_panics_total 2"), "{page}");
     }
 }

@@ -57,10 +57,11 @@ async fn every_decision_is_logged_to_the_file_in_opa_schema_with_masks_applied()
     .await;
 
     let input = secret_laden_input();
+    // Pretty-printed: the event must still be one line.
     let (status, v1) = server
         .post(
             "/v1/data/provisioning/decision",
-            json!({ "input": input }).to_string(),
+            serde_json::to_string_pretty(&json!({ "input": input })).unwrap(),
         )
         .await;
     assert_eq!(status, 200);

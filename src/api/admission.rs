@@ -281,7 +281,7 @@ pub async fn admit(
     super::record_decision(&decision_id, &settings.decision, &snapshot);
     state
         .log_decision(|| DecisionEvent {
-            input: LoggedInput::Body(bytes.clone()),
+            input: LoggedInput::body(&bytes),
             result: verdict.logged(allowed),
             metrics: vec![(
                 "timer_server_handler_ns",

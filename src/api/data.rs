@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::body::{check_depth, malformed, parse_json, read_limited};
 use super::decide::decide;
@@ -99,6 +100,10 @@ pub(super) struct V1Response<'a> {
     decision_id: &'a str,
     #[serde(skip_serializing_if = "is_undefined")]
     result: &'a Value,
+    /// The result already serialized (shared with the decision log); when
+    /// set, `result` is undefined and this is written in its place.
+    #[serde(rename = "result", skip_serializing_if = "Option::is_none")]
+    result_json: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics: Option<Timings>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -118,6 +123,7 @@ impl<'a> V1Response<'a> {
         V1Response {
             decision_id,
             result,
+            result_json: None,
             metrics: flags.metrics.then_some(timings),
             provenance: flags.provenance.then(|| Provenance::of(snapshot)),
             warning: None,
@@ -203,16 +209,32 @@ async fn answer_v1(
         timer_server_handler_ns: elapsed_ns(started),
         counter_decision_cache_hit: u64::from(answer.cache == CacheStatus::Hit),
     };
+    // With decision logging on, the result is serialized once, for the
+    // response and the log alike.
+    let shared_result = state
+        .decision_log
+        .as_ref()
+        .filter(|_| !flags.pretty && !matches!(answer.result, Value::Undefined))
+        .and_then(|_| serde_json::value::to_raw_value(&answer.result).ok());
     state
         .log_decision(|| DecisionEvent {
             input: logged,
             result: answer.result.clone(),
+            result_json: shared_result
+                .as_ref()
+                .map(|raw| Bytes::copy_from_slice(raw.get().as_bytes())),
             metrics: timings.pairs(),
             requested_by: requester.0,
             ..DecisionEvent::new(decision_id.clone(), path.clone(), snapshot.clone())
         })
         .await;
-    let mut body = V1Response::new(&decision_id, &answer.result, flags, timings, &snapshot);
+    let mut body = match &shared_result {
+        Some(raw) => V1Response {
+            result_json: Some(raw),
+            ..V1Response::new(&decision_id, &Value::Undefined, flags, timings, &snapshot)
+        },
+        None => V1Response::new(&decision_id, &answer.result, flags, timings, &snapshot),
+    };
     if warn_missing_input {
         body.warning = Some(MISSING_INPUT);
     }
@@ -248,7 +270,11 @@ async fn v1_post_inner(
         flags,
         started,
         parse_ns,
-        logged: LoggedInput::InputMember(bytes),
+        logged: if state.decision_log.is_some() {
+            LoggedInput::input_member(&bytes)
+        } else {
+            LoggedInput::None
+        },
         requester,
     };
     answer_v1(&state, snapshot, &path, ask).await
@@ -338,7 +364,7 @@ async fn answer_raw(
                 Err(err) => (Value::Undefined, Some(err.body()), Vec::new()),
             };
             DecisionEvent {
-                input: LoggedInput::Body(bytes.clone()),
+                input: LoggedInput::body(&bytes),
                 result,
                 error,
                 metrics,

@@ -9,6 +9,7 @@ mod data;
 mod decide;
 pub mod error;
 mod health;
+pub mod overload;
 mod policies;
 
 use std::sync::atomic::AtomicBool;

@@ -43,6 +43,9 @@ pub struct DecisionEvent {
     pub input: LoggedInput,
     /// The result ([`Value::Undefined`]: no result).
     pub result: Value,
+    /// The result already serialized (the handler's own response text),
+    /// used instead of `result` when present.
+    pub result_json: Option<Bytes>,
     /// An error, when the decision failed (OPA error body).
     pub error: Option<Json>,
     /// The snapshot that decided (its bundles and revisions, and the mask
@@ -56,6 +59,34 @@ pub struct DecisionEvent {
     pub requested_by: Option<SocketAddr>,
 }
 
+impl LoggedInput {
+    /// The whole body is the input. The bytes are copied: holding on to
+    /// the request's own buffer would keep the connection's read buffer
+    /// alive and make it allocate a new one for every request.
+    pub fn body(bytes: &[u8]) -> LoggedInput {
+        LoggedInput::Body(Bytes::copy_from_slice(bytes))
+    }
+
+    /// The input is the body's `input` member (copied, as for [`body`]).
+    ///
+    /// [`body`]: LoggedInput::body
+    pub fn input_member(bytes: &[u8]) -> LoggedInput {
+        LoggedInput::InputMember(Bytes::copy_from_slice(bytes))
+    }
+}
+
+/// Append JSON text on one line: line breaks in valid JSON text can only
+/// be insignificant whitespace (inside strings they are escaped), so they
+/// are left out.
+fn extend_one_line(out: &mut Vec<u8>, text: &[u8]) {
+    let mut start = 0;
+    for at in memchr::memchr2_iter(b'\n', b'\r', text) {
+        out.extend_from_slice(&text[start..at]);
+        start = at + 1;
+    }
+    out.extend_from_slice(&text[start..]);
+}
+
 impl DecisionEvent {
     /// An event for `decision_id` at `path` decided by `snapshot`, made
     /// now, with no input, result or metrics yet.
@@ -66,6 +97,7 @@ impl DecisionEvent {
             path,
             input: LoggedInput::None,
             result: Value::Undefined,
+            result_json: None,
             error: None,
             snapshot,
             timestamp: SystemTime::now(),
@@ -94,7 +126,7 @@ pub struct RawParts<'a> {
     /// The input's JSON text.
     pub input: Option<Cow<'a, [u8]>>,
     /// The result's JSON text.
-    pub result: Option<Vec<u8>>,
+    pub result: Option<Cow<'a, [u8]>>,
 }
 
 fn undecodable_bytes(err: serde_json::Error) -> Vec<u8> {
@@ -124,8 +156,12 @@ impl DecisionEvent {
                 serde_json::to_vec(value).unwrap_or_else(undecodable_bytes),
             )),
         };
-        let result = (!matches!(self.result, Value::Undefined))
-            .then(|| serde_json::to_vec(&self.result).unwrap_or_else(undecodable_bytes));
+        let result = match &self.result_json {
+            Some(text) => Some(Cow::Borrowed(&text[..])),
+            None => (!matches!(self.result, Value::Undefined)).then(|| {
+                Cow::Owned(serde_json::to_vec(&self.result).unwrap_or_else(undecodable_bytes))
+            }),
+        };
         RawParts { input, result }
     }
 
@@ -167,11 +203,11 @@ impl DecisionEvent {
         string(out, &self.path.segments().join("/"));
         if let Some(input) = input {
             out.extend_from_slice(b",\"input\":");
-            out.extend_from_slice(input);
+            extend_one_line(out, input);
         }
         if let Some(result) = result {
             out.extend_from_slice(b",\"result\":");
-            out.extend_from_slice(result);
+            extend_one_line(out, result);
         }
         if let Some(error) = &self.error {
             out.extend_from_slice(b",\"error\":");

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use event::RawParts;
 pub use event::{DecisionEvent, LoggedInput};
 use mask::{MaskAction, MaskError, MaskRule, Touched};
-use sink::{FileSink, HttpSink, Sink, SinkError};
+use sink::{Batch, FileSink, HttpSink, Sink, SinkError};
 
 use crate::config::{DecisionLogConfig, DecisionLogSink};
 use crate::engine::reads::InputReads;
@@ -380,20 +380,17 @@ impl Writer {
         rules
     }
 
-    fn encode(&mut self, event: &DecisionEvent) -> Vec<u8> {
+    /// Encode `event` as one JSON line into `out`.
+    fn encode(&mut self, event: &DecisionEvent, out: &mut Vec<u8>) {
         let parts = event.raw_parts();
         let policy_rules = self.policy_rules(event, &parts);
-        let size = parts.input.as_ref().map_or(0, |i| i.len())
-            + parts.result.as_ref().map_or(0, Vec::len)
-            + 512;
-        let mut out = Vec::with_capacity(size);
         match self.masker.apply(&parts, &policy_rules) {
             None => event.write_json(
                 &self.labels,
                 parts.input.as_deref(),
                 parts.result.as_deref(),
                 &Touched::default(),
-                &mut out,
+                out,
             ),
             Some((input, result, touched)) => {
                 let count = touched.erased.len() + touched.masked.len();
@@ -403,11 +400,10 @@ impl Writer {
                     input.as_deref(),
                     result.as_deref(),
                     &touched,
-                    &mut out,
+                    out,
                 );
             }
         }
-        out
     }
 
     /// Receive, encode and write until shutdown.
@@ -419,7 +415,7 @@ impl Writer {
     /// empty it sleeps 1 ms, doubling up to 25 ms while idle, so events are
     /// written within 25 ms and an idle writer costs nothing measurable.
     fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
-        let mut pending: Vec<Vec<u8>> = Vec::new();
+        let mut pending = Batch::default();
         let mut oldest: Option<Instant> = None;
         let mut idle = IDLE_MIN;
         loop {
@@ -430,7 +426,7 @@ impl Writer {
             while stopping.is_some() || pending.len() < self.batch_max_events {
                 match receiver.try_recv() {
                     Ok(Message::Event(event)) => {
-                        pending.push(self.encode(&event));
+                        pending.push_with(|out| self.encode(&event, out));
                         oldest.get_or_insert_with(Instant::now);
                     }
                     Ok(Message::Shutdown(done)) => stopping = Some(done),
@@ -477,7 +473,7 @@ impl Writer {
     /// handlers wait meanwhile); otherwise it drops the batch, counted,
     /// after `max_retries`. While stopping it gives up after `max_retries`
     /// too; shutdown's own deadline bounds the wait.
-    fn deliver(&mut self, pending: &mut Vec<Vec<u8>>, stopping: bool) {
+    fn deliver(&mut self, pending: &mut Batch, stopping: bool) {
         if pending.is_empty() {
             return;
         }

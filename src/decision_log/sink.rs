@@ -4,7 +4,7 @@
 //! says whether it worked; retrying is the writer's job.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,6 +30,44 @@ pub enum SinkError {
     },
 }
 
+/// Encoded events in one buffer, each followed by a newline (an event
+/// never contains one), so a batch is written with one call.
+#[derive(Debug, Default)]
+pub struct Batch {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl Batch {
+    /// Append one event that `encode` writes (without a newline).
+    pub fn push_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        encode(&mut self.bytes);
+        self.bytes.push(b'\n');
+        self.count += 1;
+    }
+
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the batch holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Empty the batch, keeping its buffer.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.count = 0;
+    }
+
+    /// The events as JSON lines.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// A JSONL file that is rotated when it would grow beyond `max_bytes`:
 /// `decisions.jsonl` → `decisions.jsonl.1` → ... → `decisions.jsonl.N`,
 /// the oldest beyond `max_files` deleted.
@@ -38,7 +76,7 @@ pub struct FileSink {
     path: PathBuf,
     max_bytes: u64,
     max_files: usize,
-    writer: Option<BufWriter<File>>,
+    writer: Option<File>,
     size: u64,
 }
 
@@ -61,7 +99,7 @@ impl FileSink {
         }
     }
 
-    fn open(&mut self) -> Result<&mut BufWriter<File>, SinkError> {
+    fn open(&mut self) -> Result<&mut File, SinkError> {
         if self.writer.is_none() {
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| self.io(e))?;
@@ -72,7 +110,7 @@ impl FileSink {
                 .open(&self.path)
                 .map_err(|e| self.io(e))?;
             self.size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            self.writer = Some(BufWriter::with_capacity(64 * 1024, file));
+            self.writer = Some(file);
         }
         Ok(self.writer.as_mut().expect("opened above"))
     }
@@ -103,30 +141,20 @@ impl FileSink {
         Ok(())
     }
 
-    /// Append every line (each followed by a newline) and flush.
-    pub fn write(&mut self, lines: &[Vec<u8>]) -> Result<(), SinkError> {
-        for line in lines {
-            let len = line.len() as u64 + 1;
-            self.open()?;
-            if self.size > 0 && self.size + len > self.max_bytes {
-                self.rotate()?;
-            }
-            let writer = self.open()?;
-            let written = writer
-                .write_all(line)
-                .and_then(|()| writer.write_all(b"\n"));
-            if let Err(err) = written {
-                self.writer = None;
-                return Err(self.io(err));
-            }
-            self.size += len;
+    /// Append the batch (one write) and flush; rotate first when it would
+    /// take the file beyond `max_bytes`.
+    pub fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        let len = batch.as_bytes().len() as u64;
+        self.open()?;
+        if self.size > 0 && self.size + len > self.max_bytes {
+            self.rotate()?;
         }
-        if let Some(writer) = self.writer.as_mut() {
-            if let Err(err) = writer.flush() {
-                self.writer = None;
-                return Err(self.io(err));
-            }
+        let writer = self.open()?;
+        if let Err(err) = writer.write_all(batch.as_bytes()) {
+            self.writer = None;
+            return Err(self.io(err));
         }
+        self.size += len;
         Ok(())
     }
 }
@@ -169,10 +197,15 @@ impl HttpSink {
     }
 
     /// The batch as a gzip-compressed JSON array.
-    pub fn encode(lines: &[Vec<u8>]) -> std::io::Result<Vec<u8>> {
+    pub fn encode(batch: &Batch) -> std::io::Result<Vec<u8>> {
         let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gzip.write_all(b"[")?;
-        for (i, line) in lines.iter().enumerate() {
+        for (i, line) in batch
+            .as_bytes()
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
             if i > 0 {
                 gzip.write_all(b",")?;
             }
@@ -183,8 +216,8 @@ impl HttpSink {
     }
 
     /// Upload one batch; any status but 2xx is a failure.
-    pub async fn write(&self, lines: &[Vec<u8>]) -> Result<(), SinkError> {
-        let body = HttpSink::encode(lines).map_err(|e| self.fail(e))?;
+    pub async fn write(&self, batch: &Batch) -> Result<(), SinkError> {
+        let body = HttpSink::encode(batch).map_err(|e| self.fail(e))?;
         let mut request = self
             .client
             .post(&self.url)
@@ -235,23 +268,20 @@ impl Sink {
     /// Write one batch. Runs on the writer thread; `runtime` drives uploads.
     pub fn write(
         &mut self,
-        lines: &[Vec<u8>],
+        batch: &Batch,
         runtime: &tokio::runtime::Handle,
     ) -> Result<(), SinkError> {
         match self {
             Sink::Stdout => {
                 let mut out = std::io::stdout().lock();
-                let written = lines
-                    .iter()
-                    .try_for_each(|line| out.write_all(line).and_then(|()| out.write_all(b"\n")))
-                    .and_then(|()| out.flush());
+                let written = out.write_all(batch.as_bytes()).and_then(|()| out.flush());
                 written.map_err(|source| SinkError::Io {
                     what: "stdout".into(),
                     source,
                 })
             }
-            Sink::File(file) => file.write(lines),
-            Sink::Http(http) => runtime.block_on(http.write(lines)),
+            Sink::File(file) => file.write(batch),
+            Sink::Http(http) => runtime.block_on(http.write(batch)),
         }
     }
 }
@@ -266,9 +296,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs/decisions.jsonl");
         let mut sink = FileSink::new(&path, 100, 2);
-        let line = vec![b'x'; 39]; // 40 bytes with the newline: 2 per file
+        // 40 bytes per event with its newline; 2 per batch, 2 per file.
+        let mut batch = Batch::default();
+        for _ in 0..2 {
+            batch.push_with(|out| out.extend_from_slice(&[b'x'; 39]));
+        }
         for _ in 0..4 {
-            sink.write(&[line.clone(), line.clone()]).unwrap();
+            sink.write(&batch).unwrap();
         }
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         assert_eq!(size(&path), 80);
@@ -282,7 +316,10 @@ mod tests {
 
     #[test]
     fn uploads_are_a_gzipped_json_array() {
-        let body = HttpSink::encode(&[b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]).unwrap();
+        let mut batch = Batch::default();
+        batch.push_with(|out| out.extend_from_slice(b"{\"a\":1}"));
+        batch.push_with(|out| out.extend_from_slice(b"{\"b\":2}"));
+        let body = HttpSink::encode(&batch).unwrap();
         let mut text = String::new();
         flate2::read::GzDecoder::new(&body[..])
             .read_to_string(&mut text)

@@ -11,7 +11,7 @@
 //! `inventory`, in Gatekeeper's layout `cluster/<groupVersion>/<Kind>/<name>`
 //! and `namespace/<ns>/<groupVersion>/<Kind>/<name>`).
 
-mod document;
+pub mod document;
 mod error;
 mod library;
 mod matching;
