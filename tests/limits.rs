@@ -115,3 +115,44 @@ async fn each_input_limit_has_its_own_error_and_the_server_keeps_serving() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_evaluation_is_cut_off_while_other_requests_keep_flowing() {
+    let server = TestServer::start_with(|c| c.limits.eval_timeout_ms = 1500).await;
+    let slow = {
+        let client = server.client.clone();
+        let url = server.url("/v1/data/edge/slow");
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let response = client
+                .post(url)
+                .body("{\"input\": {}}")
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // While the slow evaluation runs, quick ones are answered promptly.
+    for _ in 0..20 {
+        let started = Instant::now();
+        let (status, _) = server.post("/v1/data/edge/greeting", "{}").await;
+        assert_eq!(status, 200);
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let (status, body, took) = slow.await.unwrap();
+    assert_eq!(status, 500);
+    assert_eq!(body["errors"][0]["code"], json!("eval_timeout_error"));
+    assert!(
+        took < Duration::from_secs(10),
+        "cut off near the limit: {took:?}"
+    );
+    server.stop().await;
+}
