@@ -11,6 +11,7 @@ pub mod error;
 mod health;
 pub mod overload;
 mod policies;
+mod query;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -119,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v0/data", post(data::v0_post_root))
         .route("/v0/data/{*path}", post(data::v0_post))
         .route("/v1/batch/data/{*path}", post(batch::batch_post))
+        .route("/v1/query", get(query::get).post(query::post))
         .route("/v1/policies", get(policies::list))
         .route("/v1/policies/{*id}", get(policies::get_one))
         .route("/v1/status", get(health::status))

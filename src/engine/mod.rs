@@ -323,6 +323,18 @@ impl PolicySet {
             .unwrap_or(Value::Undefined))
     }
 
+    /// Check that `query` parses as a Rego query; the error has its position
+    /// in the query (file `<query>`).
+    pub fn parse_query(query: &str) -> Result<(), PolicyError> {
+        let source = regorus::Source::from_contents("<query>".to_string(), query.to_string())
+            .map_err(|err| PolicyError::from_regorus(&err))?;
+        let mut parser = Parser::new(&source).map_err(|err| PolicyError::from_regorus(&err))?;
+        parser
+            .parse_user_query()
+            .map(|_| ())
+            .map_err(|err| PolicyError::from_regorus(&err))
+    }
+
     /// Evaluate an arbitrary Rego query, returning OPA's result rows.
     pub fn query(
         &self,
