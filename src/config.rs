@@ -47,6 +47,29 @@ pub struct Config {
     pub decision_logs: DecisionLogConfig,
     /// Who may call the decision API.
     pub auth: AuthConfig,
+    /// Data pushed through the Data API (PUT/PATCH/DELETE /v1/data).
+    pub data_writes: DataWritesConfig,
+}
+
+/// Data writes through the Data API.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataWritesConfig {
+    /// Serve `PUT`, `PATCH` and `DELETE /v1/data/...` (off: 403).
+    pub enabled: bool,
+    /// Keep pushed data in this JSON file (written atomically after every
+    /// write, read at start). None: pushed data lives in memory only and is
+    /// gone after a restart.
+    pub persist_file: Option<PathBuf>,
+}
+
+impl Default for DataWritesConfig {
+    fn default() -> Self {
+        DataWritesConfig {
+            enabled: true,
+            persist_file: None,
+        }
+    }
 }
 
 /// Decision logs.
@@ -469,6 +492,7 @@ impl Default for Config {
             log: LogConfig::default(),
             decision_logs: DecisionLogConfig::default(),
             auth: AuthConfig::default(),
+            data_writes: DataWritesConfig::default(),
         }
     }
 }
@@ -534,7 +558,7 @@ pub enum ConfigError {
 }
 
 /// The environment variables read, and the key each sets.
-pub const ENV_KEYS: [(&str, &str); 23] = [
+pub const ENV_KEYS: [(&str, &str); 25] = [
     ("PORTCULLIS_ADDR", "server.addr"),
     ("PORTCULLIS_BUNDLES", "bundles"),
     ("PORTCULLIS_DEFAULT_DECISION", "default_decision"),
@@ -561,6 +585,11 @@ pub const ENV_KEYS: [(&str, &str); 23] = [
     ),
     ("PORTCULLIS_AUTH_TOKENS_FILE", "auth.tokens_file"),
     ("PORTCULLIS_AUTH_AUTHZ_POLICY", "auth.authz_policy"),
+    ("PORTCULLIS_DATA_WRITES", "data_writes.enabled"),
+    (
+        "PORTCULLIS_DATA_WRITES_PERSIST_FILE",
+        "data_writes.persist_file",
+    ),
 ];
 
 /// serde_json refuses deeper documents than this, whatever we allow.
@@ -660,6 +689,10 @@ impl Config {
             "decision_logs.http.url" => self.decision_logs.http.url = Some(value.to_string()),
             "decision_logs.never_drop" => self.decision_logs.never_drop = boolean(value)?,
             "auth.tokens_file" => self.auth.tokens_file = Some(PathBuf::from(value)),
+            "data_writes.enabled" => self.data_writes.enabled = boolean(value)?,
+            "data_writes.persist_file" => {
+                self.data_writes.persist_file = Some(PathBuf::from(value))
+            }
             "auth.authz_policy" => self.auth.authz_policy = Some(value.to_string()),
             "log.level" => self.log.level = value.to_string(),
             "log.format" => {

@@ -12,6 +12,8 @@
 //!   suites, each template compiled in isolation.
 //! - [`pdp`]: the decision point: the active snapshot behind an `ArcSwap`,
 //!   loading and atomic activation, `decide()`.
+//! - [`pushed`]: data pushed through the Data API, served as an in-memory
+//!   bundle, optionally persisted.
 //! - [`api`]: the axum routers (Data API, batch, policies, health) and the one
 //!   error-to-status mapping.
 //! - [`cache`]: the decision cache (moka), keyed on the snapshot generation
@@ -56,6 +58,7 @@ pub mod gatekeeper;
 pub mod location;
 pub mod metrics;
 pub mod pdp;
+pub mod pushed;
 pub mod server;
 pub mod source;
 pub mod tls;

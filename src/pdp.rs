@@ -7,10 +7,10 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::bundle::{self, Bundle, BundleError, Verifier};
 use crate::engine::{
@@ -19,6 +19,7 @@ use crate::engine::{
 use crate::gatekeeper::{self, GatekeeperError};
 use crate::location::Location;
 use crate::metrics::Metrics;
+use crate::pushed::{Pushed, WriteError};
 
 /// What one bundle contributed to a snapshot.
 #[derive(Debug, Clone)]
@@ -134,6 +135,41 @@ pub struct DecisionPoint {
     load: LoadOptions,
     generation: AtomicU64,
     metrics: Option<Arc<Metrics>>,
+    /// Data pushed through the Data API, served as one more bundle.
+    pushed: ArcSwap<Pushed>,
+    /// Where pushed data is persisted, when configured.
+    persist: Option<PathBuf>,
+    /// Serializes building snapshots (reloads and writes), so that no
+    /// activation can drop a write made while it was being built. Never
+    /// taken on the request path.
+    building: Mutex<()>,
+}
+
+/// Why a data write was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The write itself is invalid (root, bundle-owned path, bad patch).
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// Nothing is active yet.
+    #[error("no policy snapshot is active yet")]
+    NotReady,
+    /// The snapshot with the write could not be built (e.g. the data
+    /// conflicts with a rule); nothing changed.
+    #[error("the write was not applied: {0}")]
+    Load(#[from] LoadError),
+    /// The write was activated but could not be persisted.
+    #[error("the write is active but was not persisted: {0}")]
+    Persist(#[source] std::io::Error),
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// A new snapshot with the write is active.
+    Applied,
+    /// Nothing changed (`If-None-Match: *` on an existing path).
+    NotModified,
 }
 
 /// Whether `*_test.rego` files are compiled.
@@ -193,13 +229,24 @@ pub fn build_policy_set(
     options: &EngineOptions,
     load: &LoadOptions,
 ) -> Result<Prepared, LoadError> {
+    build_with_pushed(dirs, options, load, None)
+}
+
+/// Read and compile bundles, plus the in-memory bundle of pushed data.
+fn build_with_pushed(
+    dirs: &[PathBuf],
+    options: &EngineOptions,
+    load: &LoadOptions,
+    pushed: Option<Bundle>,
+) -> Result<Prepared, LoadError> {
     if dirs.is_empty() {
         return Err(LoadError::NoBundles);
     }
-    let bundles = dirs
+    let mut bundles = dirs
         .iter()
         .map(|dir| bundle::load_verified(dir, load.verifier.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
+    bundles.extend(pushed);
     bundle::check_disjoint_roots(&bundles)?;
     if load.self_test {
         self_test(&bundles, options)?;
@@ -249,7 +296,50 @@ impl DecisionPoint {
             load: LoadOptions::serving(None),
             generation: AtomicU64::new(0),
             metrics: None,
+            pushed: ArcSwap::from_pointee(Pushed::default()),
+            persist: None,
+            building: Mutex::new(()),
         }
+    }
+
+    /// Persist pushed data to `file` (read back now, written after every
+    /// write).
+    pub fn with_persisted_pushes(
+        mut self,
+        file: Option<PathBuf>,
+    ) -> std::io::Result<DecisionPoint> {
+        if let Some(file) = &file {
+            self.pushed.store(Arc::new(Pushed::load(file)?));
+        }
+        self.persist = file;
+        Ok(self)
+    }
+
+    /// The data pushed through the API.
+    pub fn pushed(&self) -> Arc<Pushed> {
+        self.pushed.load_full()
+    }
+
+    /// Apply a write to the pushed data: `change` gets the current pushed
+    /// document and the active bundles and answers the next document (or
+    /// `None`: nothing to do). The new snapshot is built with it and
+    /// activated atomically; on any failure nothing changes.
+    pub fn push(
+        &self,
+        change: impl FnOnce(&Pushed, &[BundleInfo]) -> Result<Option<Pushed>, WriteError>,
+    ) -> Result<PushOutcome, PushError> {
+        let _building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        let active = self.snapshot().ok_or(PushError::NotReady)?;
+        let current = self.pushed.load_full();
+        let Some(next) = change(&current, &active.bundles)? else {
+            return Ok(PushOutcome::NotModified);
+        };
+        self.build_and_activate(&next)?;
+        self.pushed.store(Arc::new(next));
+        if let Some(file) = &self.persist {
+            self.pushed.load().save(file).map_err(PushError::Persist)?;
+        }
+        Ok(PushOutcome::Applied)
     }
 
     /// Record activations and failures in `metrics`.
@@ -281,8 +371,15 @@ impl DecisionPoint {
     /// Re-read every source and activate the result. On failure the active
     /// snapshot stays and the failure is recorded.
     pub fn reload(&self) -> Result<Arc<Snapshot>, LoadError> {
+        let _building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        let pushed = self.pushed.load_full();
+        self.build_and_activate(&pushed)
+    }
+
+    /// Build a snapshot from the sources plus `pushed` and activate it.
+    fn build_and_activate(&self, pushed: &Pushed) -> Result<Arc<Snapshot>, LoadError> {
         let started = Instant::now();
-        match build_policy_set(&self.sources, &self.options, &self.load) {
+        match build_with_pushed(&self.sources, &self.options, &self.load, pushed.as_bundle()) {
             Ok(Prepared {
                 policies,
                 gatekeeper,

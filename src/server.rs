@@ -43,6 +43,9 @@ pub enum ServerError {
     /// A bundle source could not start (file watch, bundle server).
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The persisted pushed data could not be read.
+    #[error("pushed data (data_writes.persist_file): {0}")]
+    Pushed(#[source] std::io::Error),
     /// The API token file could not be read.
     #[error("API tokens: {0}")]
     Tokens(#[from] crate::auth::TokenError),
@@ -135,12 +138,15 @@ impl Server {
         bundles.extend(remotes.iter().map(|r| r.path().to_path_buf()));
         let metrics = Arc::new(Metrics::new());
         let pdp_metrics = metrics.clone();
+        let persist = config.data_writes.persist_file.clone();
         let pdp = tokio::task::spawn_blocking(move || {
             let pdp = DecisionPoint::new(bundles, options)
                 .with_verifier(verifier)
                 .with_self_test(self_test)
-                .with_metrics(pdp_metrics);
-            pdp.reload().map(|_| pdp)
+                .with_metrics(pdp_metrics)
+                .with_persisted_pushes(persist)
+                .map_err(ServerError::Pushed)?;
+            pdp.reload().map(|_| pdp).map_err(ServerError::Load)
         })
         .await
         .map_err(|err| ServerError::Serve(std::io::Error::other(err)))??;
@@ -177,6 +183,7 @@ impl Server {
         };
         let state = AppState {
             decision_log,
+            allow_writes: config.data_writes.enabled,
             pdp: pdp.clone(),
             limits: Arc::new(config.limits.clone()),
             default_decision: Arc::new(DataPath::parse(&config.default_decision)),

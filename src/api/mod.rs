@@ -12,6 +12,7 @@ mod health;
 pub mod overload;
 mod policies;
 mod query;
+mod write;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub verdicts: Arc<DecisionCache<Arc<admission::Verdict>>>,
     /// The decision log, when enabled.
     pub decision_log: Option<Arc<crate::decision_log::DecisionLogger>>,
+    /// Whether `PUT`, `PATCH` and `DELETE /v1/data` are served.
+    pub allow_writes: bool,
 }
 
 impl AppState {
@@ -114,9 +117,23 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Requester {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", post(data::default_decision))
-        .route("/v1/data", get(data::v1_get_root).post(data::v1_post_root))
+        .route(
+            "/v1/data",
+            get(data::v1_get_root)
+                .post(data::v1_post_root)
+                .put(write::root)
+                .patch(write::root)
+                .delete(write::root),
+        )
         .route("/v1/data/", get(data::v1_get_root).post(data::v1_post_root))
-        .route("/v1/data/{*path}", get(data::v1_get).post(data::v1_post))
+        .route(
+            "/v1/data/{*path}",
+            get(data::v1_get)
+                .post(data::v1_post)
+                .put(write::put)
+                .patch(write::patch)
+                .delete(write::delete),
+        )
         .route("/v0/data", post(data::v0_post_root))
         .route("/v0/data/{*path}", post(data::v0_post))
         .route("/v1/batch/data/{*path}", post(batch::batch_post))

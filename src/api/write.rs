@@ -1,0 +1,141 @@
+//! OPA's data writes: `PUT /v1/data/{path}` (create or replace;
+//! `If-None-Match: *` only creates), `PATCH` (JSON Patch: add, remove,
+//! replace) and `DELETE`. Each write builds and activates a new snapshot
+//! (off the async workers), so a request sees the data before or after a
+//! write, never half of it, and the decision cache, keyed on the snapshot
+//! generation, never answers from before it. 204 on success, 304 when
+//! `If-None-Match: *` finds the path, 404 when a patched or deleted path
+//! does not exist; paths owned by a bundle are refused (400).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::body::{parse_json, read_limited};
+use super::error::{code, ApiError};
+use super::AppState;
+use crate::engine::DataPath;
+use crate::pdp::{PushError, PushOutcome};
+use crate::pushed::{PatchOp, Pushed, WriteError};
+
+impl From<PushError> for ApiError {
+    fn from(err: PushError) -> ApiError {
+        match err {
+            PushError::Write(WriteError::NotFound(path)) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                code::RESOURCE_NOT_FOUND,
+                format!("storage_not_found_error: /{path}: document does not exist"),
+            ),
+            PushError::Write(err) => ApiError::invalid(err.to_string()),
+            PushError::NotReady => ApiError::from(crate::pdp::DecideError::NotReady),
+            PushError::Load(load) => {
+                let mut api = ApiError::invalid(format!("the write was not applied: {load}"));
+                for detail in load.errors() {
+                    api = api.with_detail("rego_compile_error", detail.message, detail.location);
+                }
+                api
+            }
+            PushError::Persist(err) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                code::INTERNAL_ERROR,
+                format!("the write is active but could not be persisted: {err}"),
+            ),
+        }
+    }
+}
+
+fn writes_allowed(state: &AppState) -> Result<(), ApiError> {
+    if state.allow_writes {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            code::UNAUTHORIZED,
+            "data writes are turned off (data_writes.enabled: false)",
+        ))
+    }
+}
+
+/// Run a write on a blocking thread (it compiles a snapshot).
+async fn push(
+    state: &AppState,
+    change: impl FnOnce(&Pushed, &[crate::pdp::BundleInfo]) -> Result<Option<Pushed>, WriteError>
+        + Send
+        + 'static,
+) -> Result<Response, ApiError> {
+    let pdp = state.pdp.clone();
+    let outcome = tokio::task::spawn_blocking(move || pdp.push(change))
+        .await
+        .map_err(|err| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                code::INTERNAL_ERROR,
+                format!("the write did not finish: {err}"),
+            )
+        })??;
+    Ok(match outcome {
+        PushOutcome::Applied => StatusCode::NO_CONTENT.into_response(),
+        PushOutcome::NotModified => StatusCode::NOT_MODIFIED.into_response(),
+    })
+}
+
+/// `PUT /v1/data/{path}`.
+pub async fn put(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    writes_allowed(&state)?;
+    let segments = DataPath::parse(&path).segments().to_vec();
+    let bytes = read_limited(body, &state.limits).await?;
+    let value: serde_json::Value = parse_json(&bytes, &state.limits, "document")?;
+    let create_only = headers
+        .get(axum::http::header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == b"*");
+    push(&state, move |pushed, bundles| {
+        Pushed::check_writable(&segments, bundles)?;
+        if create_only && pushed.get(&segments).is_some() {
+            return Ok(None);
+        }
+        pushed.put(&segments, value).map(Some)
+    })
+    .await
+}
+
+/// `PATCH /v1/data/{path}`.
+pub async fn patch(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    writes_allowed(&state)?;
+    let segments = DataPath::parse(&path).segments().to_vec();
+    let bytes = read_limited(body, &state.limits).await?;
+    let ops: Vec<PatchOp> = parse_json(&bytes, &state.limits, "JSON Patch")?;
+    push(&state, move |pushed, bundles| {
+        Pushed::check_writable(&segments, bundles)?;
+        pushed.patch(&segments, &ops).map(Some)
+    })
+    .await
+}
+
+/// `DELETE /v1/data/{path}`.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    writes_allowed(&state)?;
+    let segments = DataPath::parse(&path).segments().to_vec();
+    push(&state, move |pushed, bundles| {
+        Pushed::check_writable(&segments, bundles)?;
+        pushed.delete(&segments).map(Some)
+    })
+    .await
+}
+
+/// `PUT`, `PATCH` or `DELETE /v1/data` (the root): refused.
+pub async fn root() -> ApiError {
+    ApiError::invalid(WriteError::Root.to_string())
+}

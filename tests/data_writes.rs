@@ -1,0 +1,267 @@
+//! Data writes through OPA's Data API against the real server: PUT, PATCH
+//! and DELETE with OPA's status codes, refusal under bundle roots, the
+//! decision cache never answering from before a write, no partial write
+//! ever visible under concurrent reads, the write switch, and persistence
+//! across restarts.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{repo, TestServer};
+use portcullis::config::Config;
+use serde_json::{json, Value};
+
+fn with_live(config: &mut Config) {
+    config.bundles.push(repo("tests/fixtures/live"));
+}
+
+async fn send(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    if_none_match: bool,
+) -> (u16, Value) {
+    let mut request = server.client.request(method, server.url(path));
+    if let Some(body) = body {
+        request = request.body(body.to_string());
+    }
+    if if_none_match {
+        request = request.header("If-None-Match", "*");
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn put_patch_delete_follow_opas_status_codes() {
+    use reqwest::Method;
+    let server = TestServer::start_with(with_live).await;
+    let doc = "/v1/data/live/usage/payments";
+    let (status, _) = send(&server, Method::PUT, doc, Some(json!({"cpu": 3})), false).await;
+    assert_eq!(status, 204);
+    assert_eq!(server.get(doc).await.1["result"], json!({"cpu": 3}));
+    // Create-only: the document exists, so nothing changes.
+    let (status, _) = send(&server, Method::PUT, doc, Some(json!({"cpu": 99})), true).await;
+    assert_eq!(status, 304);
+    assert_eq!(server.get(doc).await.1["result"], json!({"cpu": 3}));
+    let patch = json!([
+        {"op": "replace", "path": "/cpu", "value": 5},
+        {"op": "add", "path": "/gpu", "value": 1}
+    ]);
+    let (status, _) = send(&server, Method::PATCH, doc, Some(patch), false).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        server.get(doc).await.1["result"],
+        json!({"cpu": 5, "gpu": 1})
+    );
+    let (status, body) = send(
+        &server,
+        Method::PATCH,
+        doc,
+        Some(json!([{"op": "remove", "path": "/nothing"}])),
+        false,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = send(&server, Method::DELETE, doc, None, false).await;
+    assert_eq!(status, 204);
+    assert!(server.get(doc).await.1.get("result").is_none());
+    let (status, body) = send(&server, Method::DELETE, doc, None, false).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], json!("resource_not_found"));
+    let (status, _) = send(&server, Method::PATCH, doc, Some(json!([])), false).await;
+    assert_eq!(status, 404);
+
+    // Paths a bundle owns, and the root, are refused.
+    for path in [
+        "/v1/data/platform/teams/payments",
+        "/v1/data/platform",
+        "/v1/data",
+    ] {
+        let (status, body) = send(&server, Method::PUT, path, Some(json!({})), false).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["code"], json!("invalid_parameter"));
+    }
+    let (_, body) = send(
+        &server,
+        Method::PUT,
+        "/v1/data/platform/teams/x",
+        Some(json!(1)),
+        false,
+    )
+    .await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("owned by bundle"),
+        "{body}"
+    );
+    // Malformed JSON is refused before anything happens.
+    let response = server
+        .client
+        .put(server.url("/v1/data/live/usage/x"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_cache_never_answers_from_before_a_write() {
+    use reqwest::Method;
+    let server = TestServer::start_with(with_live).await;
+    let decide = |server: &TestServer| {
+        let request = server
+            .client
+            .post(server.url("/v1/data/live_policy/usage?metrics"))
+            .body(json!({"input": {"team": "payments"}}).to_string());
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    for cpu in 1..=5 {
+        let (status, _) = send(
+            &server,
+            Method::PUT,
+            "/v1/data/live/usage/payments",
+            Some(json!({"cpu": cpu})),
+            false,
+        )
+        .await;
+        assert_eq!(status, 204);
+        let first = decide(&server).await;
+        assert_eq!(
+            first["result"],
+            json!({"cpu": cpu}),
+            "fresh after write {cpu}"
+        );
+        let second = decide(&server).await;
+        assert_eq!(second["result"], json!({"cpu": cpu}));
+        assert_eq!(
+            second["metrics"]["counter_decision_cache_hit"],
+            json!(1),
+            "the repeat is cached, within the new revision"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_never_see_a_partial_write() {
+    use reqwest::Method;
+    let server = TestServer::start_with(with_live).await;
+    let (status, _) = send(
+        &server,
+        Method::PUT,
+        "/v1/data/live/pair",
+        Some(json!({"a": 0, "b": 0})),
+        false,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let stop = Instant::now() + Duration::from_secs(20);
+    let reader = {
+        let client = server.client.clone();
+        let url = server.url("/v1/data/live_policy/pair_consistent");
+        tokio::spawn(async move {
+            let mut reads = 0;
+            while Instant::now() < stop && reads < 2000 {
+                let body: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+                assert_eq!(
+                    body["result"],
+                    json!(true),
+                    "a half-applied write was visible"
+                );
+                reads += 1;
+            }
+            reads
+        })
+    };
+    // Each write changes both halves; a reader must see both or neither.
+    for n in 1..=15 {
+        let (status, _) = send(
+            &server,
+            Method::PATCH,
+            "/v1/data/live/pair",
+            Some(json!([
+                {"op": "replace", "path": "/a", "value": n},
+                {"op": "replace", "path": "/b", "value": n}
+            ])),
+            false,
+        )
+        .await;
+        assert_eq!(status, 204);
+    }
+    let reads = reader.await.unwrap();
+    assert!(reads > 10, "the reader ran ({reads} reads)");
+    assert_eq!(
+        server.get("/v1/data/live/pair").await.1["result"],
+        json!({"a": 15, "b": 15})
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn writes_can_be_turned_off() {
+    let server = TestServer::start_with(|c| {
+        with_live(c);
+        c.data_writes.enabled = false;
+    })
+    .await;
+    let response = server
+        .client
+        .put(server.url("/v1/data/live/usage/payments"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pushed_data_survives_a_restart_only_when_persisted() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pushed.json");
+    let persisted = |file: std::path::PathBuf| {
+        move |c: &mut Config| {
+            with_live(c);
+            c.data_writes.persist_file = Some(file);
+        }
+    };
+    let doc = "/v1/data/live/usage/payments";
+    let server = TestServer::start_with(persisted(file.clone())).await;
+    let (status, _) = send(&server, Method::PUT, doc, Some(json!({"cpu": 7})), false).await;
+    assert_eq!(status, 204);
+    server.stop().await;
+    assert!(file.exists());
+
+    let server = TestServer::start_with(persisted(file.clone())).await;
+    assert_eq!(
+        server.get(doc).await.1["result"],
+        json!({"cpu": 7}),
+        "replayed at start"
+    );
+    server.stop().await;
+
+    let server = TestServer::start_with(with_live).await;
+    assert!(
+        server.get(doc).await.1.get("result").is_none(),
+        "in memory only"
+    );
+    let (status, _) = send(&server, Method::PUT, doc, Some(json!({"cpu": 1})), false).await;
+    assert_eq!(status, 204);
+    server.stop().await;
+    let server = TestServer::start_with(with_live).await;
+    assert!(
+        server.get(doc).await.1.get("result").is_none(),
+        "gone after a restart"
+    );
+    server.stop().await;
+}
