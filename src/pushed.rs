@@ -5,13 +5,13 @@
 //! Optionally persisted to a JSON file, written atomically after every
 //! successful write and read back at start.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use crate::bundle::{Bundle, Manifest, Root};
+use crate::bundle::{Bundle, Manifest, PolicyFile, RegoVersion, Root};
 
 /// The name of the in-memory bundle pushed data is served from.
 pub const PUSHED_BUNDLE: &str = "pushed";
@@ -38,6 +38,12 @@ pub enum WriteError {
     /// The JSON Patch cannot be applied.
     #[error("invalid JSON Patch: {0}")]
     InvalidPatch(String),
+    /// No pushed policy has this id.
+    #[error("no policy with id {0} was pushed")]
+    NoPolicy(String),
+    /// The policy belongs to a bundle.
+    #[error("policy {0} belongs to bundle {1}; it can only change by a new bundle revision")]
+    BundlePolicy(String, String),
     /// A path inside the patch or the document crosses a non-object.
     #[error("/{0} is not an object")]
     NotAnObject(String),
@@ -56,13 +62,26 @@ pub struct PatchOp {
     pub value: Option<Json>,
 }
 
-/// The pushed document and the paths written (the bundle's roots).
+/// The pushed document and the paths written (the bundle's roots), and
+/// the policies pushed through the policy API.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Pushed {
     /// Everything pushed, as one object below `data`.
     pub data: Map<String, Json>,
     /// The minimal set of paths written, each a list of segments.
     pub roots: BTreeSet<Vec<String>>,
+    /// Policies by id.
+    #[serde(default)]
+    pub policies: BTreeMap<String, PushedPolicy>,
+}
+
+/// A policy module pushed through the policy API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushedPolicy {
+    /// The Rego source.
+    pub source: String,
+    /// Its package path below `data`.
+    pub package: Vec<String>,
 }
 
 fn joined(path: &[String]) -> String {
@@ -171,20 +190,56 @@ impl Pushed {
         self.put(path, target)
     }
 
-    /// The pushed document as a bundle, or `None` when nothing is pushed.
+    /// Add or replace the policy `id` (its package already checked).
+    pub fn put_policy(&self, id: &str, source: String, package: Vec<String>) -> Pushed {
+        let mut next = self.clone();
+        next.policies
+            .insert(id.to_string(), PushedPolicy { source, package });
+        next
+    }
+
+    /// Remove the policy `id`.
+    pub fn delete_policy(&self, id: &str) -> Result<Pushed, WriteError> {
+        let mut next = self.clone();
+        next.policies
+            .remove(id)
+            .map(|_| next)
+            .ok_or_else(|| WriteError::NoPolicy(id.to_string()))
+    }
+
+    /// The pushed document and policies as a bundle (roots: the data paths
+    /// written and the policies' packages), or `None` when nothing is
+    /// pushed.
     pub fn as_bundle(&self) -> Option<Bundle> {
-        if self.roots.is_empty() {
+        if self.roots.is_empty() && self.policies.is_empty() {
             return None;
+        }
+        let mut roots = Pushed::default();
+        for root in self
+            .roots
+            .iter()
+            .chain(self.policies.values().map(|p| &p.package))
+        {
+            roots.add_root(root);
         }
         Some(Bundle {
             name: PUSHED_BUNDLE.to_string(),
-            location: PathBuf::from("(pushed through the Data API)"),
+            location: PathBuf::from("(pushed through the API)"),
             manifest: Manifest {
                 revision: String::new(),
-                roots: Some(self.roots.iter().map(|r| joined(r)).collect()),
+                roots: Some(roots.roots.iter().map(|r| joined(r)).collect()),
                 ..Manifest::default()
             },
-            policies: Vec::new(),
+            policies: self
+                .policies
+                .iter()
+                .map(|(id, policy)| PolicyFile {
+                    id: id.clone(),
+                    path: id.clone(),
+                    source: policy.source.clone(),
+                    rego_version: RegoVersion::V1,
+                })
+                .collect(),
             data: Json::Object(self.data.clone()),
             gatekeeper: Vec::new(),
         })

@@ -265,3 +265,104 @@ async fn pushed_data_survives_a_restart_only_when_persisted() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn policies_can_be_pushed_replaced_and_deleted_but_not_bundle_modules() {
+    use reqwest::Method;
+    let server = TestServer::start_with(with_live).await;
+    let put_policy = |id: &str, text: &str| {
+        let request = server
+            .client
+            .put(server.url(&format!("/v1/policies/{id}")))
+            .body(text.to_string());
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, _) = send(
+        &server,
+        Method::PUT,
+        "/v1/data/live/usage/payments",
+        Some(json!({"cpu": 4})),
+        false,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let module =
+        "package live_extra\n\nimport rego.v1\n\ndouble := data.live.usage.payments.cpu * 2\n";
+    let (status, body) = put_policy("live/extra.rego", module).await;
+    assert_eq!((status, &body), (200, &json!({})));
+    assert_eq!(
+        server.get("/v1/data/live_extra/double").await.1["result"],
+        json!(8)
+    );
+    let (_, listed) = server.get("/v1/policies/live/extra.rego").await;
+    assert_eq!(listed["result"]["raw"], json!(module));
+
+    // A module that does not parse: 400 with the position; nothing changes.
+    let (status, body) = put_policy("live/extra.rego", "package live_extra\n\ndouble := \n").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["errors"][0]["location"]["row"].is_u64(), "{body}");
+    assert_eq!(
+        server.get("/v1/data/live_extra/double").await.1["result"],
+        json!(8)
+    );
+
+    // Packages under a bundle's root, and the bundle's own modules, are refused.
+    let (status, body) =
+        put_policy("live/evil.rego", "package provisioning.evil\n\nx := 1\n").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("owned by bundle"),
+        "{body}"
+    );
+    let (status, _) = put_policy(
+        "policies/provisioning/quota.rego",
+        "package provisioning\n\nx := 1\n",
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = send(
+        &server,
+        Method::DELETE,
+        "/v1/policies/policies/provisioning/quota.rego",
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    let (status, _) = send(
+        &server,
+        Method::DELETE,
+        "/v1/policies/live/extra.rego",
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(server
+        .get("/v1/data/live_extra/double")
+        .await
+        .1
+        .get("result")
+        .is_none());
+    let (status, _) = send(
+        &server,
+        Method::DELETE,
+        "/v1/policies/live/extra.rego",
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}

@@ -139,7 +139,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/batch/data/{*path}", post(batch::batch_post))
         .route("/v1/query", get(query::get).post(query::post))
         .route("/v1/policies", get(policies::list))
-        .route("/v1/policies/{*id}", get(policies::get_one))
+        .route(
+            "/v1/policies/{*id}",
+            get(policies::get_one)
+                .put(write::put_policy)
+                .delete(write::delete_policy),
+        )
         .route("/v1/status", get(health::status))
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))

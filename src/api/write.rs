@@ -1,11 +1,14 @@
-//! OPA's data writes: `PUT /v1/data/{path}` (create or replace;
+//! OPA's write APIs. Data: `PUT /v1/data/{path}` (create or replace;
 //! `If-None-Match: *` only creates), `PATCH` (JSON Patch: add, remove,
 //! replace) and `DELETE`. Each write builds and activates a new snapshot
 //! (off the async workers), so a request sees the data before or after a
 //! write, never half of it, and the decision cache, keyed on the snapshot
 //! generation, never answers from before it. 204 on success, 304 when
 //! `If-None-Match: *` finds the path, 404 when a patched or deleted path
-//! does not exist; paths owned by a bundle are refused (400).
+//! does not exist; paths owned by a bundle are refused (400). Policies:
+//! `PUT /v1/policies/{id}` (Rego text; parse and compile errors are 400 with
+//! positions and nothing is activated) and `DELETE`; modules that came from
+//! a bundle cannot be changed this way (403).
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -22,6 +25,11 @@ use crate::pushed::{PatchOp, Pushed, WriteError};
 impl From<PushError> for ApiError {
     fn from(err: PushError) -> ApiError {
         match err {
+            PushError::Write(WriteError::NoPolicy(id)) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                code::RESOURCE_NOT_FOUND,
+                format!("storage_not_found_error: policy id {id:?}"),
+            ),
             PushError::Write(WriteError::NotFound(path)) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 code::RESOURCE_NOT_FOUND,
@@ -138,4 +146,78 @@ pub async fn delete(
 /// `PUT`, `PATCH` or `DELETE /v1/data` (the root): refused.
 pub async fn root() -> ApiError {
     ApiError::invalid(WriteError::Root.to_string())
+}
+
+/// The package path a module declares, or its parse error (400 with the
+/// position).
+fn package_of(id: &str, source: &str) -> Result<Vec<String>, ApiError> {
+    let mut engine = regorus::Engine::new();
+    let package =
+        engine
+            .add_policy(id.to_string(), source.to_string())
+            .map_err(|err| {
+                let detail = crate::engine::PolicyError::from_regorus(&err);
+                ApiError::invalid(format!("the policy does not parse: {}", detail.message))
+                    .with_detail("rego_parse_error", detail.message.clone(), detail.location)
+            })?;
+    Ok(DataPath::from_dotted(&package).segments().to_vec())
+}
+
+/// Refuse to touch a module that came from a bundle.
+fn not_a_bundle_module(state: &AppState, id: &str) -> Result<(), ApiError> {
+    let snapshot = super::data::active_snapshot(state)?;
+    match snapshot
+        .policies
+        .modules()
+        .iter()
+        .find(|m| m.id == id && m.bundle != crate::pushed::PUSHED_BUNDLE)
+    {
+        Some(module) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            code::UNAUTHORIZED,
+            WriteError::BundlePolicy(id.to_string(), module.bundle.clone()).to_string(),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn empty_ok(response: Response) -> Response {
+    if response.status() == StatusCode::NO_CONTENT {
+        super::json_response(StatusCode::OK, &serde_json::json!({}), false)
+    } else {
+        response
+    }
+}
+
+/// `PUT /v1/policies/{id}`: the body is the module's Rego text. Compile
+/// errors answer 400 with their positions and nothing is activated.
+pub async fn put_policy(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    writes_allowed(&state)?;
+    not_a_bundle_module(&state, &id)?;
+    let bytes = read_limited(body, &state.limits).await?;
+    let source = String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::invalid("the policy is not UTF-8 text"))?;
+    let package = package_of(&id, &source)?;
+    push(&state, move |pushed, bundles| {
+        Pushed::check_writable(&package, bundles)?;
+        Ok(Some(pushed.put_policy(&id, source, package)))
+    })
+    .await
+    .map(empty_ok)
+}
+
+/// `DELETE /v1/policies/{id}`.
+pub async fn delete_policy(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    writes_allowed(&state)?;
+    not_a_bundle_module(&state, &id)?;
+    push(&state, move |pushed, _| pushed.delete_policy(&id).map(Some))
+        .await
+        .map(empty_ok)
 }
