@@ -139,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/batch/data/{*path}", post(batch::batch_post))
         .route("/v1/query", get(query::get).post(query::post))
         .route("/v1/policies", get(policies::list))
+        .route("/v1/policies/", get(policies::list))
         .route(
             "/v1/policies/{*id}",
             get(policies::get_one)
