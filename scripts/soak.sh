@@ -100,6 +100,10 @@ start_bundle_server() {
   BUNDLE_PID=$!
 }
 start_bundle_server
+for _ in $(seq 1 100); do
+  curl -sf -o /dev/null "http://127.0.0.1:$BUNDLE_PORT/soak.tar.gz" && break
+  sleep 0.1
+done
 
 cat >"$WORK/config.yaml" <<YAML
 server:

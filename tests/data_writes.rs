@@ -366,3 +366,59 @@ async fn policies_can_be_pushed_replaced_and_deleted_but_not_bundle_modules() {
     assert_eq!(status, 404);
     server.stop().await;
 }
+
+/// The servers example from OPA's REST API documentation, pushed and
+/// queried the way the documentation does it.
+#[tokio::test]
+async fn opas_documented_servers_example_answers_the_same() {
+    use reqwest::Method;
+    let server = TestServer::start().await;
+    let servers = json!([
+        {"id": "s1", "name": "app", "protocols": ["https", "ssh"], "ports": ["p1", "p2", "p3"]},
+        {"id": "s2", "name": "db", "protocols": ["mysql"], "ports": ["p3"]},
+        {"id": "s3", "name": "cache", "protocols": ["memcache"], "ports": ["p3"]},
+        {"id": "s4", "name": "dev", "protocols": ["http"], "ports": ["p1", "p2"]}
+    ]);
+    let (status, _) = send(&server, Method::PUT, "/v1/data/servers", Some(servers), false).await;
+    assert_eq!(status, 204);
+    // Append with the "-" index, as the documentation's PATCH does.
+    let (status, body) = send(
+        &server,
+        Method::PATCH,
+        "/v1/data/servers",
+        Some(json!([{"op": "add", "path": "-", "value":
+            {"id": "s5", "name": "web", "protocols": ["https"], "ports": ["p2"]}}])),
+        false,
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let (_, body) = server.get("/v1/data/servers/4/name").await;
+    assert_eq!(body["result"], json!("web"));
+
+    let query = "data.servers[i].ports[_] = \"p2\"; data.servers[i].name = name";
+    let url = format!("/v1/query?q={}", urlencode(query));
+    let (status, body) = server.get(&url).await;
+    assert_eq!(status, 200, "{body}");
+    let mut rows: Vec<(u64, String)> = body["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["i"].as_u64().unwrap(), r["name"].as_str().unwrap().to_string()))
+        .collect();
+    rows.sort();
+    rows.dedup();
+    assert_eq!(
+        rows,
+        vec![(0, "app".to_string()), (3, "dev".to_string()), (4, "web".to_string())]
+    );
+    server.stop().await;
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
