@@ -61,6 +61,10 @@ pub struct DataWritesConfig {
     /// write, read at start). None: pushed data lives in memory only and is
     /// gone after a restart.
     pub persist_file: Option<PathBuf>,
+    /// Report not ready (`/health/ready` 503) until some data or policy has
+    /// been pushed (or replayed from `persist_file`), for replicas whose
+    /// decisions depend on pushed facts.
+    pub ready_after_first_push: bool,
 }
 
 impl Default for DataWritesConfig {
@@ -68,6 +72,7 @@ impl Default for DataWritesConfig {
         DataWritesConfig {
             enabled: true,
             persist_file: None,
+            ready_after_first_push: false,
         }
     }
 }

@@ -269,14 +269,14 @@ impl Pushed {
     }
 }
 
-/// Split a JSON pointer (`/a/b`, `~1` is `/`, `~0` is `~`).
+/// Split a patch path below the written document: a JSON pointer (`/a/b`,
+/// `~1` is `/`, `~0` is `~`), or, as OPA also accepts, the same without the
+/// leading slash (`-` appends to an array).
 fn pointer(text: &str) -> Result<Vec<String>, WriteError> {
-    if text.is_empty() {
+    if text.is_empty() || text == "/" {
         return Ok(Vec::new());
     }
-    let rest = text
-        .strip_prefix('/')
-        .ok_or_else(|| WriteError::InvalidPatch(format!("path {text:?} must start with '/'")))?;
+    let rest = text.strip_prefix('/').unwrap_or(text);
     Ok(rest
         .split('/')
         .map(|s| s.replace("~1", "/").replace("~0", "~"))

@@ -184,6 +184,7 @@ impl Server {
         let state = AppState {
             decision_log,
             allow_writes: config.data_writes.enabled,
+            ready_after_first_push: config.data_writes.ready_after_first_push,
             pdp: pdp.clone(),
             limits: Arc::new(config.limits.clone()),
             default_decision: Arc::new(DataPath::parse(&config.default_decision)),

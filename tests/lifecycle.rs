@@ -74,6 +74,7 @@ async fn not_ready_until_a_bundle_is_active() {
         verdicts: Arc::new(DecisionCache::new("admission", &settings, None)),
         decision_log: None,
         allow_writes: false,
+        ready_after_first_push: false,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -53,5 +53,6 @@ pub fn admission_state(cache: bool, metrics: Arc<Metrics>) -> AppState {
         metrics,
         decision_log: None,
         allow_writes: false,
+        ready_after_first_push: false,
     }
 }

@@ -96,9 +96,15 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     if state.shutting_down.load(Ordering::Relaxed) {
         return health_answer(false, "shutting down");
     }
+    if state.pdp.snapshot().is_none() {
+        return health_answer(false, "no policy bundle is active yet");
+    }
+    let pushed = state.pdp.pushed();
+    let waiting =
+        state.ready_after_first_push && pushed.roots.is_empty() && pushed.policies.is_empty();
     health_answer(
-        state.pdp.snapshot().is_some(),
-        "no policy bundle is active yet",
+        !waiting,
+        "waiting for the first data push (data_writes.ready_after_first_push)",
     )
 }
 

@@ -56,6 +56,8 @@ pub struct AppState {
     pub decision_log: Option<Arc<crate::decision_log::DecisionLogger>>,
     /// Whether `PUT`, `PATCH` and `DELETE /v1/data` are served.
     pub allow_writes: bool,
+    /// Readiness waits until something has been pushed.
+    pub ready_after_first_push: bool,
 }
 
 impl AppState {
