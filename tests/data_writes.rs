@@ -406,18 +406,27 @@ async fn opas_documented_servers_example_answers_the_same() {
     let url = format!("/v1/query?q={}", urlencode(query));
     let (status, body) = server.get(&url).await;
     assert_eq!(status, 200, "{body}");
-    // regorus reports the bindings of the query's own scope: `name`, not
-    // the index variable `i` that only appears inside references (OPA
-    // reports both). The matches themselves are the documented ones.
-    let mut names: Vec<String> = body["result"]
+    let mut rows: Vec<(u64, String)> = body["result"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["name"].as_str().unwrap().to_string())
+        .map(|r| {
+            (
+                r["i"].as_u64().unwrap(),
+                r["name"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    names.sort();
-    names.dedup();
-    assert_eq!(names, vec!["app", "dev", "web"]);
+    rows.sort();
+    rows.dedup();
+    assert_eq!(
+        rows,
+        vec![
+            (0, "app".to_string()),
+            (3, "dev".to_string()),
+            (4, "web".to_string())
+        ]
+    );
     server.stop().await;
 }
 

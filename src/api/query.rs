@@ -17,7 +17,8 @@ use super::body::{parse_json, read_limited};
 use super::data::{active_snapshot, elapsed_ns};
 use super::error::{code, ApiError};
 use super::{json_response, AppState, QueryFlags};
-use crate::engine::{PolicySet, Value};
+use crate::engine::query_vars::query_variables;
+use crate::engine::Value;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +60,7 @@ async fn answer(
         return Err(ApiError::invalid("the query is empty"));
     }
     let parse_started = Instant::now();
-    PolicySet::parse_query(query).map_err(|err| {
+    let variables = query_variables(query).map_err(|err| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             code::INVALID_PARAMETER,
@@ -73,10 +74,17 @@ async fn answer(
     })?;
     let parse_ns = elapsed_ns(parse_started);
     let snapshot = active_snapshot(state)?;
+    // OPA reports every variable the query binds; regorus only those of
+    // the query's own scope, so each is also assigned to a fresh name.
+    let fresh = |i: usize| format!("__portcullis_binding_{i}");
+    let mut augmented = query.to_string();
+    for (i, variable) in variables.iter().enumerate() {
+        augmented.push_str(&format!("\n{} := {variable}", fresh(i)));
+    }
     let eval_started = Instant::now();
     let rows = snapshot
         .policies
-        .query(query, input)
+        .query(&augmented, input)
         .map_err(ApiError::from)?;
     let eval_ns = elapsed_ns(eval_started);
     // As in OPA, a row in which an expression is false is not a result.
@@ -88,7 +96,20 @@ async fn answer(
                 .iter()
                 .any(|e| matches!(e.value, Value::Bool(false)))
         })
-        .map(|row| row.bindings)
+        .map(|row| {
+            let mut bindings = Value::new_object();
+            if let (Ok(out), Value::Object(found)) = (bindings.as_object_mut(), &row.bindings) {
+                for (i, variable) in variables.iter().enumerate() {
+                    let value = found
+                        .get(&Value::from(variable.as_str()))
+                        .or_else(|| found.get(&Value::from(fresh(i).as_str())));
+                    if let Some(value) = value {
+                        out.insert(Value::from(variable.as_str()), value.clone());
+                    }
+                }
+            }
+            bindings
+        })
         .collect();
     let body = QueryResponse {
         result,

@@ -12,6 +12,7 @@ pub mod cidr;
 mod error;
 pub mod input;
 mod path;
+pub mod query_vars;
 pub mod reads;
 pub mod testing;
 mod vm;
@@ -321,18 +322,6 @@ impl PolicySet {
             .and_then(|row| row.expressions.into_iter().next())
             .map(|expr| expr.value)
             .unwrap_or(Value::Undefined))
-    }
-
-    /// Check that `query` parses as a Rego query; the error has its position
-    /// in the query (file `<query>`).
-    pub fn parse_query(query: &str) -> Result<(), PolicyError> {
-        let source = regorus::Source::from_contents("<query>".to_string(), query.to_string())
-            .map_err(|err| PolicyError::from_regorus(&err))?;
-        let mut parser = Parser::new(&source).map_err(|err| PolicyError::from_regorus(&err))?;
-        parser
-            .parse_user_query()
-            .map(|_| ())
-            .map_err(|err| PolicyError::from_regorus(&err))
     }
 
     /// Evaluate an arbitrary Rego query, returning OPA's result rows.
