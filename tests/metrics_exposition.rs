@@ -1,5 +1,6 @@
 //! The live `/metrics` page checked against the rules `promtool check
-//! metrics` applies (promtool itself is not available to the test suite):
+//! metrics` applies, and by promtool itself where it is installed
+//! (`scripts/check-metrics.sh` installs it and drives every family):
 //! one HELP and one TYPE per family before its samples, snake_case names,
 //! counters ending in `_total`, durations in seconds, histograms with
 //! ascending `le` buckets ending in `+Inf` whose counts never decrease and
@@ -54,6 +55,31 @@ async fn the_metrics_page_passes_the_exposition_format_rules() {
     }
     let page = server.metrics().await;
     server.stop().await;
+
+    // Where promtool is installed (scripts/check-metrics.sh installs it),
+    // it must accept the page too.
+    if let Ok(mut promtool) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(page.as_bytes())
+            .unwrap();
+        let output = promtool.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 
     let name_rule = regex::Regex::new(r"^[a-z_:][a-z0-9_:]*$").unwrap();
     let mut help = BTreeSet::new();
