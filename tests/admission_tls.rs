@@ -282,6 +282,17 @@ async fn admission_reviews_get_exact_answers_over_tls() {
     server.stop().await;
 }
 
+/// The shipped policies and data plus the Gatekeeper fixtures (bundle and
+/// inventory).
+fn gatekeeper_bundles() -> Vec<std::path::PathBuf> {
+    vec![
+        repo("policies"),
+        repo("bundles"),
+        repo("tests/fixtures/gatekeeper/bundle"),
+        repo("tests/fixtures/gatekeeper/inventory"),
+    ]
+}
+
 /// A server on the shipped policies plus the Gatekeeper fixtures (bundle
 /// and inventory), and a client trusting its fresh CA. The directory holds
 /// the certificate files and must live as long as the server.
@@ -289,17 +300,7 @@ async fn start_with_gatekeeper() -> (tempfile::TempDir, TestServer, reqwest::Cli
     let tmp = tempfile::tempdir().unwrap();
     let pki = pki();
     install(&pki, tmp.path());
-    let server = start_on(
-        tmp.path(),
-        vec![
-            repo("policies"),
-            repo("bundles"),
-            repo("tests/fixtures/gatekeeper/bundle"),
-            repo("tests/fixtures/gatekeeper/inventory"),
-        ],
-    )
-    .await
-    .unwrap();
+    let server = start_on(tmp.path(), gatekeeper_bundles()).await.unwrap();
     (tmp, server, client_trusting(&pki.ca_pem))
 }
 
@@ -587,21 +588,12 @@ async fn admission_decisions_are_logged_without_secret_values_and_with_dryrun_vi
     install(&pki, tmp.path());
     let log = tmp.path().join("decisions.jsonl");
     let log_path = log.clone();
-    let server = start_adjusted(
-        tmp.path(),
-        vec![
-            repo("policies"),
-            repo("bundles"),
-            repo("tests/fixtures/gatekeeper/bundle"),
-            repo("tests/fixtures/gatekeeper/inventory"),
-        ],
-        move |c| {
-            c.admission.kinds.push("Secret".into());
-            c.decision_logs.enabled = true;
-            c.decision_logs.sink = portcullis::config::DecisionLogSink::File;
-            c.decision_logs.file.path = log_path;
-        },
-    )
+    let server = start_adjusted(tmp.path(), gatekeeper_bundles(), move |c| {
+        c.admission.kinds.push("Secret".into());
+        c.decision_logs.enabled = true;
+        c.decision_logs.sink = portcullis::config::DecisionLogSink::File;
+        c.decision_logs.file.path = log_path;
+    })
     .await
     .unwrap();
     let client = client_trusting(&pki.ca_pem);
