@@ -23,9 +23,21 @@ async fn send(
     body: Option<Value>,
     if_none_match: bool,
 ) -> (u16, Value) {
+    let body = body.map(|b| b.to_string());
+    send_text(server, method, path, body, if_none_match).await
+}
+
+/// Send a request with a text body (JSON or Rego); status and parsed body.
+async fn send_text(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<String>,
+    if_none_match: bool,
+) -> (u16, Value) {
     let mut request = server.client.request(method, server.url(path));
     if let Some(body) = body {
-        request = request.body(body.to_string());
+        request = request.body(body);
     }
     if if_none_match {
         request = request.header("If-None-Match", "*");
@@ -102,14 +114,16 @@ async fn put_patch_delete_follow_opas_status_codes() {
         "{body}"
     );
     // Malformed JSON is refused before anything happens.
-    let response = server
-        .client
-        .put(server.url("/v1/data/live/usage/x"))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
+    let malformed = Some("{not json".to_string());
+    let (status, _) = send_text(
+        &server,
+        Method::PUT,
+        "/v1/data/live/usage/x",
+        malformed,
+        false,
+    )
+    .await;
+    assert_eq!(status, 400);
     server.stop().await;
 }
 
@@ -213,14 +227,16 @@ async fn writes_can_be_turned_off() {
         c.data_writes.enabled = false;
     })
     .await;
-    let response = server
-        .client
-        .put(server.url("/v1/data/live/usage/payments"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 403);
+    let body = Some("{}".to_string());
+    let (status, _) = send_text(
+        &server,
+        reqwest::Method::PUT,
+        "/v1/data/live/usage/payments",
+        body,
+        false,
+    )
+    .await;
+    assert_eq!(status, 403);
     server.stop().await;
 }
 
@@ -271,18 +287,10 @@ async fn policies_can_be_pushed_replaced_and_deleted_but_not_bundle_modules() {
     use reqwest::Method;
     let server = TestServer::start_with(with_live).await;
     let put_policy = |id: &str, text: &str| {
-        let request = server
-            .client
-            .put(server.url(&format!("/v1/policies/{id}")))
-            .body(text.to_string());
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
+        let path = format!("/v1/policies/{id}");
+        let body = Some(text.to_string());
+        let server = &server;
+        async move { send_text(server, reqwest::Method::PUT, &path, body, false).await }
     };
     let (status, _) = send(
         &server,
