@@ -164,6 +164,9 @@ pub struct TemplateDef {
     pub kind: String,
     /// Its Rego.
     pub source: RegoSource,
+    /// `spec.crd.spec.validation.openAPIV3Schema`: the schema of its
+    /// constraints' `spec.parameters`, when given.
+    pub parameters_schema: Option<Json>,
     /// The document it came from.
     pub document: Document,
 }
@@ -227,6 +230,14 @@ struct Crd {
 #[derive(Deserialize)]
 struct CrdSpec {
     names: Names,
+    #[serde(default)]
+    validation: Option<Validation>,
+}
+
+#[derive(Deserialize)]
+struct Validation {
+    #[serde(default, rename = "openAPIV3Schema")]
+    open_api_v3_schema: Option<Json>,
 }
 
 #[derive(Deserialize)]
@@ -273,6 +284,12 @@ pub fn template(doc: &Document) -> Result<TemplateDef, GatekeeperError> {
     let object: TemplateObject =
         serde_json::from_value(doc.value.clone()).map_err(|e| invalid(e.to_string()))?;
     let kind = object.spec.crd.spec.names.kind;
+    let parameters_schema = object
+        .spec
+        .crd
+        .spec
+        .validation
+        .and_then(|v| v.open_api_v3_schema);
     if name.is_empty() {
         return Err(invalid("metadata.name is required".into()));
     }
@@ -327,10 +344,18 @@ pub fn template(doc: &Document) -> Result<TemplateDef, GatekeeperError> {
             reason,
         });
     }
+    if let Some(schema) = &parameters_schema {
+        jsonschema::validator_for(schema).map_err(|err| {
+            invalid(format!(
+                "spec.crd.spec.validation.openAPIV3Schema is not a usable schema: {err}"
+            ))
+        })?;
+    }
     Ok(TemplateDef {
         name,
         kind,
         source,
+        parameters_schema,
         document: doc.clone(),
     })
 }

@@ -113,6 +113,7 @@ impl Library {
     ) -> Result<Library, GatekeeperError> {
         let mut by_kind: HashMap<String, usize> = HashMap::new();
         let mut compiled = Vec::new();
+        let mut schemas: HashMap<String, jsonschema::Validator> = HashMap::new();
         for template in templates {
             if let Some(&index) = by_kind.get(&template.kind) {
                 let other: &CompiledTemplate = &compiled[index];
@@ -126,6 +127,12 @@ impl Library {
                 });
             }
             by_kind.insert(template.kind.clone(), compiled.len());
+            if let Some(schema) = &template.parameters_schema {
+                // Checked when the template was read.
+                if let Ok(validator) = jsonschema::validator_for(schema) {
+                    schemas.insert(template.kind.clone(), validator);
+                }
+            }
             compiled.push(compile_template(&template, &inventory, options)?);
         }
         let mut names: HashMap<(String, String), ()> = HashMap::new();
@@ -147,6 +154,9 @@ impl Library {
                     object: format!("{} {}", def.kind, def.name),
                     message: "a constraint of this kind and name is already defined".into(),
                 });
+            }
+            if let Some(validator) = schemas.get(&def.kind) {
+                check_parameters(&def, validator)?;
             }
             let parameters = match &def.parameters {
                 serde_json::Value::Null => Value::new_object(),
@@ -299,6 +309,38 @@ fn matcher_reads() -> ReadSet {
         ),
         nondeterministic: Vec::new(),
     }
+}
+
+/// A constraint's `spec.parameters` must match its template's
+/// openAPIV3Schema, as Gatekeeper's admission of the constraint checks; the
+/// error names every mismatch by its path.
+fn check_parameters(
+    def: &ConstraintDef,
+    validator: &jsonschema::Validator,
+) -> Result<(), GatekeeperError> {
+    let parameters = match &def.parameters {
+        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+        other => other.clone(),
+    };
+    let problems: Vec<String> = validator
+        .iter_errors(&parameters)
+        .map(|err| {
+            let at = err.instance_path().to_string();
+            let at = if at.is_empty() { "/".to_string() } else { at };
+            format!("spec.parameters{at}: {err}")
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(GatekeeperError::Invalid {
+        location: def.location.clone(),
+        object: format!("{} {}", def.kind, def.name),
+        message: format!(
+            "does not match the template's openAPIV3Schema: {}",
+            problems.join("; ")
+        ),
+    })
 }
 
 fn compile_template(
@@ -554,6 +596,54 @@ mod tests {
             let err = library(&docs).unwrap_err().to_string();
             assert!(err.contains(expected), "{expected:?} not in {err}");
         }
+    }
+
+    #[test]
+    fn constraint_parameters_must_match_the_templates_schema() {
+        let with_schema = template(
+            "K8sLabels",
+            "package k8slabels\nviolation[{\"msg\": \"x\"}] { false }",
+            &[],
+        )
+        .replace(
+            "        kind: K8sLabels\n",
+            "        kind: K8sLabels\n      validation:\n        openAPIV3Schema:\n          type: object\n          properties:\n            labels:\n              type: array\n              items: {type: string}\n",
+        );
+        let good = constraint("K8sLabels", "good") + "spec:\n  parameters:\n    labels: [team]\n";
+        assert!(library(&[with_schema.clone(), good]).is_ok());
+        let absent = constraint("K8sLabels", "none");
+        assert!(
+            library(&[with_schema.clone(), absent]).is_ok(),
+            "no parameters is an empty object"
+        );
+        let bad = constraint("K8sLabels", "bad") + "spec:\n  parameters:\n    labels: team\n";
+        let err = library(&[with_schema.clone(), bad])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("K8sLabels bad"), "{err}");
+        assert!(err.contains("openAPIV3Schema"), "{err}");
+        assert!(err.contains("spec.parameters/labels"), "{err}");
+        assert!(
+            err.starts_with("g.yaml:"),
+            "the error points at the constraint: {err}"
+        );
+        let worse = constraint("K8sLabels", "worse") + "spec:\n  parameters:\n    labels: [1, 2]\n";
+        let err = library(&[with_schema, worse]).unwrap_err().to_string();
+        assert!(
+            err.contains("spec.parameters/labels/0") && err.contains("spec.parameters/labels/1"),
+            "{err}"
+        );
+        let unusable = template(
+            "K8sU",
+            "package k8su\nviolation[{\"msg\": \"x\"}] { false }",
+            &[],
+        )
+        .replace(
+            "        kind: K8sU\n",
+            "        kind: K8sU\n      validation:\n        openAPIV3Schema:\n          type: 12\n",
+        );
+        let err = library(&[unusable]).unwrap_err().to_string();
+        assert!(err.contains("not a usable schema"), "{err}");
     }
 
     #[test]
