@@ -23,26 +23,12 @@ fn pki() -> Pki {
 
 /// The same, with the serving certificate expiring at `not_after`.
 fn pki_valid_until(not_after: Option<(i32, u8, u8)>) -> Pki {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "portcullis test CA");
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let mut params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
-    if let Some((year, month, day)) = not_after {
-        params.not_before = rcgen::date_time_ymd(year - 1, month, day);
-        params.not_after = rcgen::date_time_ymd(year, month, day);
-    }
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let ca = common::pki::TestCa::new("portcullis test CA");
+    let (cert_pem, key_pem) = ca.serving(not_after);
     Pki {
         ca_pem: ca.pem(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+        cert_pem,
+        key_pem,
     }
 }
 

@@ -239,33 +239,14 @@ struct Pki {
 }
 
 fn pki(dir: &Path) -> Pki {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "portcullis API test CA");
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-
-    let server_params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap();
-    let server_key = rcgen::KeyPair::generate().unwrap();
-    let server_cert = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
-    std::fs::write(dir.join("tls.crt"), server_cert.pem()).unwrap();
-    std::fs::write(dir.join("tls.key"), server_key.serialize_pem()).unwrap();
+    let ca = common::pki::TestCa::new("portcullis API test CA");
+    let (cert, key) = ca.serving(None);
+    std::fs::write(dir.join("tls.crt"), cert).unwrap();
+    std::fs::write(dir.join("tls.key"), key).unwrap();
     std::fs::write(dir.join("clients-ca.crt"), ca.pem()).unwrap();
-
-    let mut client_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    client_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "provisioning-orchestrator");
-    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let client_key = rcgen::KeyPair::generate().unwrap();
-    let client_cert = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
     Pki {
         ca_pem: ca.pem(),
-        client_identity_pem: format!("{}{}", client_cert.pem(), client_key.serialize_pem()),
+        client_identity_pem: ca.client("provisioning-orchestrator"),
     }
 }
 

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::path::PathBuf;
 
 use portcullis::config::Config;
