@@ -411,7 +411,7 @@ async fn opas_documented_servers_example_answers_the_same() {
     assert_eq!(body["result"], json!("web"));
 
     let query = "data.servers[i].ports[_] = \"p2\"; data.servers[i].name = name";
-    let url = format!("/v1/query?q={}", urlencode(query));
+    let url = common::query_url(query);
     let (status, body) = server.get(&url).await;
     assert_eq!(status, 200, "{body}");
     let mut rows: Vec<(u64, String)> = body["result"]
@@ -436,15 +436,6 @@ async fn opas_documented_servers_example_answers_the_same() {
         ]
     );
     server.stop().await;
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test]

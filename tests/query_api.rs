@@ -4,36 +4,27 @@
 
 mod common;
 
-use common::TestServer;
+use common::{query_url, TestServer};
 use serde_json::json;
-
-fn q(text: &str) -> String {
-    let encoded: String = text
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    format!("/v1/query?q={encoded}")
-}
 
 #[tokio::test]
 async fn queries_answer_one_binding_object_per_row() {
     let server = TestServer::start().await;
-    let (status, body) = server.get(&q("x := count(data.platform.teams)")).await;
+    let (status, body) = server
+        .get(&query_url("x := count(data.platform.teams)"))
+        .await;
     assert_eq!(status, 200);
     let teams = body["result"][0]["x"].as_u64().unwrap();
     assert!(teams > 0, "{body}");
 
-    let (_, body) = server.get(&q("x := [1, 2, 3][_]")).await;
+    let (_, body) = server.get(&query_url("x := [1, 2, 3][_]")).await;
     assert_eq!(body, json!({"result": [{"x": 1}, {"x": 2}, {"x": 3}]}));
     // True without variables: one empty row. Nothing matches: no result.
-    let (_, body) = server.get(&q("1 == 1")).await;
+    let (_, body) = server.get(&query_url("1 == 1")).await;
     assert_eq!(body, json!({"result": [{}]}));
-    let (status, body) = server.get(&q("1 == 2")).await;
+    let (status, body) = server.get(&query_url("1 == 2")).await;
     assert_eq!((status, body), (200, json!({})));
-    let (_, body) = server.get(&q("x := data.no.such.document")).await;
+    let (_, body) = server.get(&query_url("x := data.no.such.document")).await;
     assert_eq!(body, json!({}));
 
     let (status, body) = server
@@ -51,7 +42,7 @@ async fn queries_answer_one_binding_object_per_row() {
 #[tokio::test]
 async fn bad_queries_are_400_with_the_position() {
     let server = TestServer::start().await;
-    let (status, body) = server.get(&q("x := ")).await;
+    let (status, body) = server.get(&query_url("x := ")).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["code"], json!("invalid_parameter"));
     assert_eq!(body["errors"][0]["code"], json!("rego_parse_error"));

@@ -142,3 +142,15 @@ pub fn example_request() -> serde_json::Value {
     let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     body["input"].clone()
 }
+
+/// `GET /v1/query` for `query`, percent-encoded.
+pub fn query_url(query: &str) -> String {
+    let encoded: String = query
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("/v1/query?q={encoded}")
+}
