@@ -50,7 +50,7 @@ log:
 YAML
   taskset -c "$SERVER_CPU" target/release/portcullis serve --config "$work/config.yaml" &
   server=$!
-  for _ in $(seq 1 100); do curl -sk -o /dev/null "https://$ADDR/health" && break; sleep 0.1; done
+  wait_for "https://$ADDR/health"
   curl -sk "https://$ADDR/v1/admit" --data-binary @$POD | grep -q '"allowed":true' \
     || { echo "the Pod review is not allowed" >&2; exit 1; }
 }

@@ -17,3 +17,15 @@ to_us() {
 median() {
   sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
 }
+
+# Wait (at most 10 s) until URL answers with a success status; extra
+# arguments go to curl (e.g. -d '{}' to POST). Fails when it never does.
+wait_for() {
+  local url=$1; shift
+  for _ in $(seq 1 100); do
+    curl -sfk -o /dev/null "$@" "$url" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "no answer from $url" >&2
+  return 1
+}

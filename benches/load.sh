@@ -63,10 +63,7 @@ if [ "$DECISION_LOG" = 1 ]; then
   targets="$targets logged"
 fi
 for addr in "${addrs[@]}"; do
-  for _ in $(seq 1 100); do
-    curl -s -o /dev/null "http://$addr/" -d '{}' 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_for "http://$addr/" -d '{}'
 done
 
 # Check the request really is a decision before measuring it.

@@ -11,6 +11,7 @@
 # Usage: scripts/check-metrics.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 API=127.0.0.1:18271
 ADMIT=127.0.0.1:18471
 
@@ -44,7 +45,7 @@ YAML
 target/release/portcullis serve --config "$WORK/config.yaml" &
 PDP=$!
 trap 'kill $PDP 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 1 100); do curl -sf "http://$API/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+wait_for "http://$API/health/ready"
 
 post() { curl -s -o /dev/null "http://$API$1" -d "$2"; }
 for _ in 1 2; do post /v1/data/provisioning/decision @examples/feature-payments.json; done

@@ -6,6 +6,7 @@
 # Usage: scripts/client-compat.sh [--port N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 PORT=18291
 [ "${1:-}" = "--port" ] && PORT=$2
 
@@ -20,8 +21,5 @@ cargo build --release --bin portcullis >&2
 target/release/portcullis serve --addr "127.0.0.1:$PORT" --log-level warn &
 PDP=$!
 trap 'kill $PDP 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+wait_for "http://127.0.0.1:$PORT/health/ready"
 "$VENV/bin/python" tests/clients/opa_python_client_check.py "$PORT"

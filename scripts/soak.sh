@@ -22,6 +22,7 @@
 # Usage: scripts/soak.sh [--minutes N] [--rate R]     (default 10 minutes, 200 req/s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 REPO=$(pwd)
 
 MINUTES=10
@@ -100,10 +101,7 @@ start_bundle_server() {
   BUNDLE_PID=$!
 }
 start_bundle_server
-for _ in $(seq 1 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$BUNDLE_PORT/soak.tar.gz" && break
-  sleep 0.1
-done
+wait_for "http://127.0.0.1:$BUNDLE_PORT/soak.tar.gz"
 
 cat >"$WORK/config.yaml" <<YAML
 server:
@@ -134,11 +132,7 @@ YAML
 "$BIN" serve --config "$WORK/config.yaml" 2>"$WORK/portcullis.log" &
 PDP=$!
 pids+=("$PDP")
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$API_PORT/health/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -sf "http://127.0.0.1:$API_PORT/health/ready" >/dev/null || { echo "Portcullis did not start" >&2; cat "$WORK/portcullis.log" >&2; exit 1; }
+wait_for "http://127.0.0.1:$API_PORT/health/ready" || { cat "$WORK/portcullis.log" >&2; exit 1; }
 
 metric() { # name with labels -> value
   curl -s "http://127.0.0.1:$API_PORT/metrics" | awk -v m="$1" '$1==m {print $2}'
