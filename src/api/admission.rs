@@ -282,7 +282,7 @@ pub async fn admit(
     state
         .log_decision(|| DecisionEvent {
             input: LoggedInput::body(&bytes),
-            result: verdict.logged(allowed),
+            result: verdict.logged(allowed).into(),
             metrics: vec![(
                 "timer_server_handler_ns",
                 u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),

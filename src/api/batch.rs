@@ -99,7 +99,7 @@ pub async fn batch_post(
                 DecisionEvent {
                     batch_decision_id: Some(batch_decision_id.clone()),
                     input: logged.map_or(LoggedInput::None, LoggedInput::Value),
-                    result,
+                    result: result.into(),
                     error,
                     requested_by: requester.0,
                     ..DecisionEvent::new(decision_id.clone(), path.clone(), snapshot.clone())

@@ -16,7 +16,7 @@ use super::decide::decide;
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState, QueryFlags, Requester};
 use crate::cache::CacheStatus;
-use crate::decision_log::{DecisionEvent, LoggedInput};
+use crate::decision_log::{DecisionEvent, LoggedInput, LoggedResult};
 use crate::engine::input::read_input_field;
 use crate::engine::{DataPath, Value};
 use crate::pdp::{DecideError, Snapshot};
@@ -33,6 +33,16 @@ const MISSING_INPUT: Warning = Warning {
     message: "'input' key missing from the request",
 };
 
+/// OPA's timing names for `?metrics`.
+#[derive(Debug, Serialize, Clone, Copy, Default)]
+pub(super) struct Timings {
+    pub timer_rego_input_parse_ns: u64,
+    pub timer_rego_query_eval_ns: u64,
+    pub timer_server_handler_ns: u64,
+    /// 1 when the decision cache answered (no evaluation ran), else 0.
+    pub counter_decision_cache_hit: u64,
+}
+
 impl Timings {
     /// The timings as decision-log metrics.
     pub(super) fn pairs(&self) -> Vec<(&'static str, u64)> {
@@ -46,16 +56,6 @@ impl Timings {
             ),
         ]
     }
-}
-
-/// OPA's timing names for `?metrics`.
-#[derive(Debug, Serialize, Clone, Copy, Default)]
-pub(super) struct Timings {
-    pub timer_rego_input_parse_ns: u64,
-    pub timer_rego_query_eval_ns: u64,
-    pub timer_server_handler_ns: u64,
-    /// 1 when the decision cache answered (no evaluation ran), else 0.
-    pub counter_decision_cache_hit: u64,
 }
 
 /// `?provenance`: the server version and each bundle's revision.
@@ -219,10 +219,10 @@ async fn answer_v1(
     state
         .log_decision(|| DecisionEvent {
             input: logged,
-            result: answer.result.clone(),
-            result_json: shared_result
-                .as_ref()
-                .map(|raw| Bytes::copy_from_slice(raw.get().as_bytes())),
+            result: match &shared_result {
+                Some(raw) => LoggedResult::Json(Bytes::copy_from_slice(raw.get().as_bytes())),
+                None => answer.result.clone().into(),
+            },
             metrics: timings.pairs(),
             requested_by: requester.0,
             ..DecisionEvent::new(decision_id.clone(), path.clone(), snapshot.clone())
@@ -365,7 +365,7 @@ async fn answer_raw(
             };
             DecisionEvent {
                 input: LoggedInput::body(&bytes),
-                result,
+                result: result.into(),
                 error,
                 metrics,
                 requested_by: requester.0,

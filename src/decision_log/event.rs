@@ -30,6 +30,21 @@ pub enum LoggedInput {
     Value(Value),
 }
 
+/// The decision's result, in the form the handler had it.
+#[derive(Debug, Clone)]
+pub enum LoggedResult {
+    /// A value ([`Value::Undefined`]: no result).
+    Value(Value),
+    /// Already serialized (the v1 response's own text, shared).
+    Json(Bytes),
+}
+
+impl From<Value> for LoggedResult {
+    fn from(value: Value) -> LoggedResult {
+        LoggedResult::Value(value)
+    }
+}
+
 /// A decision to be logged.
 #[derive(Debug, Clone)]
 pub struct DecisionEvent {
@@ -41,11 +56,8 @@ pub struct DecisionEvent {
     pub path: DataPath,
     /// The input.
     pub input: LoggedInput,
-    /// The result ([`Value::Undefined`]: no result).
-    pub result: Value,
-    /// The result already serialized (the handler's own response text),
-    /// used instead of `result` when present.
-    pub result_json: Option<Bytes>,
+    /// The result.
+    pub result: LoggedResult,
     /// An error, when the decision failed (OPA error body).
     pub error: Option<Json>,
     /// The snapshot that decided (its bundles and revisions, and the mask
@@ -96,8 +108,7 @@ impl DecisionEvent {
             batch_decision_id: None,
             path,
             input: LoggedInput::None,
-            result: Value::Undefined,
-            result_json: None,
+            result: LoggedResult::Value(Value::Undefined),
             error: None,
             snapshot,
             timestamp: SystemTime::now(),
@@ -156,11 +167,12 @@ impl DecisionEvent {
                 serde_json::to_vec(value).unwrap_or_else(undecodable_bytes),
             )),
         };
-        let result = match &self.result_json {
-            Some(text) => Some(Cow::Borrowed(&text[..])),
-            None => (!matches!(self.result, Value::Undefined)).then(|| {
-                Cow::Owned(serde_json::to_vec(&self.result).unwrap_or_else(undecodable_bytes))
-            }),
+        let result = match &self.result {
+            LoggedResult::Json(text) => Some(Cow::Borrowed(&text[..])),
+            LoggedResult::Value(Value::Undefined) => None,
+            LoggedResult::Value(value) => Some(Cow::Owned(
+                serde_json::to_vec(value).unwrap_or_else(undecodable_bytes),
+            )),
         };
         RawParts { input, result }
     }

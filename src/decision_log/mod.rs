@@ -21,7 +21,7 @@ use serde_json::{Map, Value as Json};
 use tokio::sync::{mpsc, oneshot};
 
 use event::RawParts;
-pub use event::{DecisionEvent, LoggedInput};
+pub use event::{DecisionEvent, LoggedInput, LoggedResult};
 use mask::{MaskAction, MaskError, MaskRule, Touched};
 use sink::{Batch, FileSink, HttpSink, Sink, SinkError};
 
