@@ -510,3 +510,61 @@ impl Writer {
         pending.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MaskConfig;
+    use crate::engine::EngineOptions;
+    use crate::pdp::DecisionPoint;
+
+    /// A snapshot whose `system.log.mask` answers `mask_body`.
+    fn snapshot_with_mask(dir: &std::path::Path, mask_body: &str) -> Arc<Snapshot> {
+        std::fs::create_dir_all(dir.join("system")).unwrap();
+        std::fs::write(
+            dir.join("system/log.rego"),
+            format!("package system.log\n\nimport rego.v1\n\n{mask_body}\n"),
+        )
+        .unwrap();
+        let pdp = DecisionPoint::load(&[dir.to_path_buf()], EngineOptions::default()).unwrap();
+        pdp.snapshot().unwrap()
+    }
+
+    fn event(snapshot: Arc<Snapshot>) -> DecisionEvent {
+        DecisionEvent {
+            input: LoggedInput::body(br#"{"token": "t0p", "team": "payments"}"#),
+            result: Value::from(true).into(),
+            ..DecisionEvent::new("d1".into(), DataPath::parse("a/b"), snapshot)
+        }
+    }
+
+    fn masked(
+        masker: &Masker,
+        event: &DecisionEvent,
+    ) -> (Option<Vec<u8>>, Option<Vec<u8>>, Touched) {
+        let parts = event.raw_parts();
+        let rules = masker.evaluate_policy(event, &parts);
+        masker.apply(&parts, &rules).expect("something is masked")
+    }
+
+    #[test]
+    fn the_mask_policy_erases_what_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = snapshot_with_mask(dir.path(), "mask contains \"/input/token\" if true");
+        let masker = Masker::new(&MaskConfig::default()).unwrap();
+        let (input, result, touched) = masked(&masker, &event(snapshot));
+        assert_eq!(input.unwrap(), br#"{"team":"payments"}"#.to_vec());
+        assert_eq!(result.unwrap(), b"true".to_vec());
+        assert_eq!(touched.erased, vec!["/input/token"]);
+    }
+
+    #[test]
+    fn a_mask_policy_that_answers_nonsense_erases_input_and_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = snapshot_with_mask(dir.path(), "mask contains 42 if true");
+        let masker = Masker::new(&MaskConfig::default()).unwrap();
+        let (input, result, touched) = masked(&masker, &event(snapshot));
+        assert!(input.is_none() && result.is_none(), "fails closed");
+        assert_eq!(touched.erased, vec!["/input", "/result"]);
+    }
+}
