@@ -404,7 +404,7 @@ fn collect_rule_paths(engine: &mut regorus::Engine) -> HashMap<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::bundle::{Manifest, PolicyFile};
 

@@ -3,10 +3,14 @@
 //! At activation every servable rule is compiled to a VM program; rules the
 //! compiler refuses (the VM has no `with`, no extension builtins and some
 //! `walk` and partial-object forms are missing) stay on the interpreter.
-//! Each evaluation builds a fresh VM around the shared program and data, so
-//! nothing is shared mutably between requests. `tests/vm_differential.rs`
-//! checks that both paths answer alike on the policy library.
+//! Each thread keeps one idle VM per program it has run (a VM resets all
+//! of its execution state at the start of every run), so a request pays
+//! neither for building a VM nor for checking the data against the
+//! program's rule tree; nothing is shared mutably between threads.
+//! `tests/vm_differential.rs` checks that both paths answer alike on the
+//! policy library.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -18,6 +22,14 @@ use regorus::Value;
 
 /// No instruction-count ceiling in practice: the time limit governs.
 const MAX_INSTRUCTIONS: usize = 500_000_000;
+
+/// Idle VMs one thread keeps at most; past that the oldest is dropped.
+const MAX_IDLE_PER_THREAD: usize = 64;
+
+thread_local! {
+    /// This thread's idle VMs, each with its program loaded and its data set.
+    static IDLE_VMS: RefCell<Vec<RegoVM>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Compiled VM programs, one per entry point, with the data they read.
 #[derive(Clone)]
@@ -86,16 +98,139 @@ impl VmPrograms {
         input: Option<Value>,
     ) -> Option<anyhow::Result<Value>> {
         let program = self.programs.get(path)?;
+        let mut vm = match take_idle(program) {
+            Some(vm) => vm,
+            None => match self.new_vm(program) {
+                Ok(vm) => vm,
+                Err(err) => return Some(Err(err)),
+            },
+        };
+        vm.set_input(input.unwrap_or(Value::Undefined));
+        let result = vm.execute().map_err(anyhow::Error::from);
+        // A VM whose run failed (a time limit, say) is not kept: only VMs
+        // that completed a run go back to the pool.
+        if result.is_ok() {
+            vm.set_input(Value::Undefined);
+            put_idle(vm);
+        }
+        Some(result)
+    }
+
+    /// A VM with `program` loaded, limits applied and the data set (which
+    /// checks the data against the program's rule tree, once per VM).
+    fn new_vm(&self, program: &Arc<Program>) -> anyhow::Result<RegoVM> {
         let mut vm = RegoVM::new();
         vm.load_program(program.clone());
         vm.set_max_instructions(MAX_INSTRUCTIONS);
         // Builtin errors are errors, as in the interpreter (never a silent undefined).
         vm.set_strict_builtin_errors(true);
         vm.set_execution_timer_config(self.timer);
-        if let Err(err) = vm.set_data(self.data.clone()) {
-            return Some(Err(err.into()));
+        vm.set_data(self.data.clone())?;
+        Ok(vm)
+    }
+}
+
+/// Take this thread's idle VM for `program`, if it has one. A miss also
+/// drops idle VMs whose programs were retired (their policy set is gone),
+/// so an old revision's data is not kept alive by an idle thread.
+fn take_idle(program: &Arc<Program>) -> Option<RegoVM> {
+    IDLE_VMS.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        if let Some(at) = idle
+            .iter()
+            .position(|vm| Arc::ptr_eq(vm.get_program(), program))
+        {
+            return Some(idle.swap_remove(at));
         }
-        vm.set_input(input.unwrap_or(Value::Undefined));
-        Some(vm.execute().map_err(anyhow::Error::from))
+        idle.retain(|vm| Arc::strong_count(vm.get_program()) > 1);
+        None
+    })
+}
+
+/// Return a VM to this thread's pool.
+fn put_idle(vm: RegoVM) {
+    IDLE_VMS.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        if idle.len() >= MAX_IDLE_PER_THREAD {
+            idle.remove(0);
+        }
+        idle.push(vm);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::tests::bundle_with;
+    use crate::engine::{DataPath, EngineOptions, PolicySet};
+
+    const POLICY: &str = "package p\nechoed := input.x\ntotal := sum([n | some n in input.xs])\n";
+
+    fn policy_set(data: serde_json::Value) -> PolicySet {
+        let set = PolicySet::compile(
+            &[bundle_with(&[("p.rego", POLICY)], data)],
+            EngineOptions::default(),
+        )
+        .unwrap();
+        assert!(set.runs_on_vm(&DataPath::parse("p/echoed")));
+        set
+    }
+
+    fn idle_count() -> usize {
+        IDLE_VMS.with(|idle| idle.borrow().len())
+    }
+
+    fn eval(set: &PolicySet, path: &str, input: &str) -> Value {
+        set.evaluate(
+            &DataPath::parse(path),
+            Some(Value::from_json_str(input).unwrap()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_reused_vm_answers_each_input_afresh() {
+        let set = policy_set(serde_json::json!({}));
+        // Rule results are cached within one run; a reused VM must not
+        // carry them into the next.
+        for x in 0..20 {
+            let input = format!(r#"{{"x": {x}, "xs": [{x}, 1]}}"#);
+            assert_eq!(eval(&set, "p/echoed", &input), Value::from(x));
+            assert_eq!(eval(&set, "p/total", &input), Value::from(x + 1));
+        }
+        // One idle VM per program on this thread, not one per evaluation.
+        assert_eq!(idle_count(), 2);
+    }
+
+    #[test]
+    fn a_failed_run_is_not_kept_and_the_next_one_succeeds() {
+        let set = policy_set(serde_json::json!({}));
+        assert_eq!(eval(&set, "p/total", r#"{"xs": [1, 2]}"#), Value::from(3));
+        // sum over a string is a builtin error (strict builtin errors).
+        assert!(set
+            .evaluate(
+                &DataPath::parse("p/total"),
+                Some(Value::from_json_str(r#"{"xs": ["a"]}"#).unwrap())
+            )
+            .is_err());
+        assert_eq!(eval(&set, "p/total", r#"{"xs": [4]}"#), Value::from(4));
+    }
+
+    #[test]
+    fn idle_vms_of_a_retired_policy_set_are_dropped() {
+        let old = policy_set(serde_json::json!({"big": "old revision"}));
+        assert_eq!(eval(&old, "p/echoed", r#"{"x": 1}"#), Value::from(1));
+        assert_eq!(idle_count(), 1);
+        drop(old);
+        // The next miss on this thread sweeps the VM whose program is gone.
+        let new = policy_set(serde_json::json!({"big": "new revision"}));
+        assert_eq!(eval(&new, "p/echoed", r#"{"x": 2}"#), Value::from(2));
+        IDLE_VMS.with(|idle| {
+            let idle = idle.borrow();
+            assert_eq!(idle.len(), 1);
+            assert!(idle
+                .iter()
+                .all(|vm| Arc::strong_count(vm.get_program()) > 1));
+        });
     }
 }
