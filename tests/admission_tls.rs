@@ -132,7 +132,7 @@ async fn admission_reviews_get_exact_answers_over_tls() {
     );
     assert_eq!(
         annotations["portcullis.dev/revision"],
-        json!("policies=policies-2026.11.22.4,bundles=platform-data-2026.11.22.2")
+        json!("policies=policies-2026.11.30.1,bundles=platform-data-2026.11.22.2")
     );
 
     // A privileged debug Pod: denied with every reason.

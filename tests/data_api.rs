@@ -199,7 +199,7 @@ async fn query_flags_pretty_provenance_metrics() {
     assert_eq!(
         body["provenance"]["bundles"],
         json!({
-            "policies": {"revision": "policies-2026.11.22.4"},
+            "policies": {"revision": "policies-2026.11.30.1"},
             "bundles": {"revision": "platform-data-2026.11.22.2"},
             "edge": {"revision": "edge-1"}
         })
@@ -235,7 +235,7 @@ async fn policies_are_listed_with_their_revisions() {
         .iter()
         .find(|p| p["id"] == json!("policies/provisioning/quota.rego"))
         .expect("quota module listed");
-    assert_eq!(quota["revision"], json!("policies-2026.11.22.4"));
+    assert_eq!(quota["revision"], json!("policies-2026.11.30.1"));
     assert_eq!(quota["bundle"], json!("policies"));
     assert_eq!(quota["package"], json!("data.provisioning"));
     assert!(quota["raw"]

@@ -107,7 +107,7 @@ async fn every_decision_is_logged_to_the_file_in_opa_schema_with_masks_applied()
     assert_eq!(first["masked"], json!(["/input/payment/card"]));
     assert_eq!(
         first["bundles"]["policies"]["revision"],
-        json!("policies-2026.11.22.4")
+        json!("policies-2026.11.30.1")
     );
     assert_eq!(first["labels"]["cluster"], json!("test"));
     assert!(first["labels"]["id"].is_string() && first["labels"]["version"].is_string());

@@ -43,7 +43,7 @@ async fn health_endpoints_and_status_document() {
     assert_eq!(
         revisions,
         [
-            ("policies".to_string(), "policies-2026.11.22.4".to_string()),
+            ("policies".to_string(), "policies-2026.11.30.1".to_string()),
             (
                 "bundles".to_string(),
                 "platform-data-2026.11.22.2".to_string()

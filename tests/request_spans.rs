@@ -49,7 +49,7 @@ async fn each_request_has_a_span_with_its_decision() {
         "method=POST",
         "route=\"/v1/data/{*path}\"",
         "path=\"data.edge.greeting\"",
-        "revision=\"policies=policies-2026.11.22.4,bundles=platform-data-2026.11.22.2,edge=",
+        "revision=\"policies=policies-2026.11.30.1,bundles=platform-data-2026.11.22.2,edge=",
         "status=200",
         "latency_us=",
     ] {

@@ -143,8 +143,16 @@ policy_violations(obj, ctx) := vs if {
 	name := object_name(obj)
 	from := [peer | some rule in object.get(obj.spec, "ingress", []); some peer in object.get(rule, "from", [])]
 	to := [peer | some rule in object.get(obj.spec, "egress", []); some peer in object.get(rule, "to", [])]
-	ingress_blocks := {cidr | some peer in from; cidr := peer.ipBlock.cidr; valid_cidr(cidr)}
-	egress_blocks := {cidr | some peer in to; cidr := peer.ipBlock.cidr; valid_cidr(cidr)}
+	ingress_blocks := {cidr | some peer in from; cidr := peer.ipBlock.cidr; is_string(cidr); net.cidr_is_valid(cidr)}
+	egress_blocks := {cidr | some peer in to; cidr := peer.ipBlock.cidr; is_string(cidr); net.cidr_is_valid(cidr)}
+	# A block is public unless it lies wholly inside a private range. Each
+	# block is classified once here; the checks below look it up in this
+	# set instead of calling a function per block.
+	private := {cidr |
+		some cidr in ingress_blocks | egress_blocks
+		some range in settings.private_ranges
+		net.cidr_contains(range, cidr)
+	}
 	invalid := {v |
 		some peer in array.concat(from, to)
 		cidr := peer.ipBlock.cidr
@@ -154,7 +162,7 @@ policy_violations(obj, ctx) := vs if {
 	public_ingress := {v |
 		not obj.metadata.namespace in settings.ingress_controller_namespaces
 		some cidr in ingress_blocks
-		public(cidr)
+		not private[cidr]
 		v := {
 			"code": "public_ingress",
 			"object": name,
@@ -173,7 +181,7 @@ policy_violations(obj, ctx) := vs if {
 	}
 	internet_egress := {v |
 		some cidr in egress_blocks
-		public(cidr)
+		not private[cidr]
 		not protected(cidr)
 		not egress_allowed(ctx, cidr)
 		v := {"code": "internet_egress", "object": name, "message": internet_egress_message(ctx, cidr)}
@@ -195,14 +203,6 @@ policy_violations(obj, ctx) := vs if {
 valid_cidr(cidr) if {
 	is_string(cidr)
 	net.cidr_is_valid(cidr)
-}
-
-# A block is public unless it lies wholly inside a private range.
-public(cidr) if not private(cidr)
-
-private(cidr) if {
-	some range in settings.private_ranges
-	net.cidr_contains(range, cidr)
 }
 
 protected(cidr) if {
