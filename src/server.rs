@@ -14,7 +14,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::api::error::{code, ApiError};
 use crate::api::overload::{limit_in_flight, InFlight};
-use crate::api::{self, AppState};
+use crate::api::{self, AppParts, AppState};
 use crate::auth::{Auth, TokenStore};
 use crate::bundle::Verifier;
 use crate::cache::DecisionCache;
@@ -181,7 +181,7 @@ impl Server {
         } else {
             None
         };
-        let state = AppState {
+        let state = AppState::new(AppParts {
             decision_log,
             allow_writes: config.data_writes.enabled,
             ready_after_first_push: config.data_writes.ready_after_first_push,
@@ -207,7 +207,7 @@ impl Server {
                     &config.admission.exempt_namespaces,
                 )
             }),
-        };
+        });
         let admission = if config.admission.enabled {
             let cert = config
                 .admission

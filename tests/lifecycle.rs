@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use common::{repo, TestServer};
-use portcullis::api::{self, AppState};
+use portcullis::api::{self, AppParts, AppState};
 use portcullis::cache::DecisionCache;
 use portcullis::config::{Config, Limits};
 use portcullis::engine::{DataPath, EngineOptions};
@@ -62,7 +62,7 @@ async fn not_ready_until_a_bundle_is_active() {
         EngineOptions::default(),
     ));
     let settings = portcullis::config::CacheConfig::default().settings();
-    let state = AppState {
+    let state = AppState::new(AppParts {
         pdp: pdp.clone(),
         limits: Arc::new(Limits::default()),
         default_decision: Arc::new(DataPath::parse("system/main")),
@@ -75,7 +75,7 @@ async fn not_ready_until_a_bundle_is_active() {
         decision_log: None,
         allow_writes: false,
         ready_after_first_push: false,
-    };
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use portcullis::api::{self, AppState};
+use portcullis::api::{self, AppParts, AppState};
 use portcullis::cache::DecisionCache;
 use portcullis::config::{AdmissionConfig, CacheConfig, Limits};
 use portcullis::engine::{DataPath, EngineOptions};
@@ -34,7 +34,7 @@ pub fn admission_state(cache: bool, metrics: Arc<Metrics>) -> AppState {
         ..CacheConfig::default()
     }
     .settings();
-    AppState {
+    AppState::new(AppParts {
         pdp: Arc::new(pdp),
         limits: Arc::new(Limits::default()),
         default_decision: Arc::new(DataPath::parse("system/main")),
@@ -54,5 +54,5 @@ pub fn admission_state(cache: bool, metrics: Arc<Metrics>) -> AppState {
         decision_log: None,
         allow_writes: false,
         ready_after_first_push: false,
-    }
+    })
 }

@@ -31,9 +31,29 @@ use crate::decision_log::DecisionEvent;
 use crate::engine::DataPath;
 use crate::pdp::DecisionPoint;
 
-/// What every handler shares. Cheap to clone.
+/// What every handler shares. axum clones it for every request, so it is
+/// one reference count: [`AppParts`] behind an `Arc`.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    /// Share `parts` with every handler.
+    pub fn new(parts: AppParts) -> AppState {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Debug)]
+pub struct AppParts {
     /// The decision point.
     pub pdp: Arc<DecisionPoint>,
     /// Input limits.
@@ -60,7 +80,7 @@ pub struct AppState {
     pub ready_after_first_push: bool,
 }
 
-impl AppState {
+impl AppParts {
     /// Log a decision, when decision logging is on. `event` is only built
     /// when it is.
     pub(crate) async fn log_decision(&self, event: impl FnOnce() -> DecisionEvent) {
