@@ -76,15 +76,16 @@ done
 echo
 echo "admission over HTTPS, concurrency 8, ${ROUNDS} rounds x ${DURATION}s, server cpu $SERVER_CPU, wrk cpu $LOAD_CPU"
 echo "policies: data.admission + 10 Gatekeeper constraints (tests/fixtures/gatekeeper/bundle)"
-printf '%-36s %10s %9s %9s\n' review req/s p50_us p99_us
+printf '%-36s %10s %9s %9s   %s\n' review req/s p50_us p99_us "p99_us per round"
 for t in pod_cached pod_uncached lease; do
   case $t in
     pod_cached) label="Pod $(wc -c < $POD) B, cache on";;
     pod_uncached) label="Pod $(wc -c < $POD) B, cache off";;
     lease) label="Lease (fast path)";;
   esac
-  printf '%-36s %10.0f %9.1f %9.1f\n' "$label" \
+  printf '%-36s %10.0f %9.1f %9.1f   %s\n' "$label" \
     "$(awk -v t=$t '$1==t {print $2}' "$results" | median)" \
     "$(awk -v t=$t '$1==t {print $3}' "$results" | median)" \
-    "$(awk -v t=$t '$1==t {print $4}' "$results" | median)"
+    "$(awk -v t=$t '$1==t {print $4}' "$results" | median)" \
+    "$(awk -v t=$t '$1==t {printf "%.0f ", $4}' "$results")"
 done
