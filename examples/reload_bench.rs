@@ -5,9 +5,12 @@
 //!    answering `POST /v1/data`, over 20 rewrites, with the debounce window
 //!    reported separately;
 //! 2. memory: resident memory while reloading a bundle with ~10 MB of JSON
-//!    data, peak against steady state.
+//!    data 3 times, peak against steady state, for three kinds of change:
+//!    the same data, one team changed, and every team changed. Each kind
+//!    runs in a process of its own (this program started again with
+//!    `memory KIND`), so one cannot inherit another's memory.
 //!
-//! Usage: `cargo run --release --example reload_bench`. Bounded: about 20 s.
+//! Usage: `cargo run --release --example reload_bench`. Bounded: about 40 s.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,9 +20,14 @@ use std::time::{Duration, Instant};
 use portcullis::config::Config;
 use portcullis::server::Server;
 
+/// The allocator the `portcullis` binary uses, so the memory figures are
+/// the shipped server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DEBOUNCE_MS: u64 = 50;
 
-fn write_bundle(dir: &Path, revision: u32, data_bytes: usize) {
+fn write_bundle(dir: &Path, revision: u32, data: Option<&str>) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join(".manifest"),
@@ -31,28 +39,30 @@ fn write_bundle(dir: &Path, revision: u32, data_bytes: usize) {
         format!("package hot.policy\n\nv := {revision}\n"),
     )
     .unwrap();
-    if data_bytes > 0 {
-        // Teams with members and quotas until the file reaches the size.
-        let mut teams = serde_json::Map::new();
-        let mut size = 0;
-        let mut i = 0;
-        while size < data_bytes {
-            let team = serde_json::json!({
-                "members": (0..20)
-                    .map(|k| (format!("person-{i}-{k}"), serde_json::Value::from("member")))
-                    .collect::<serde_json::Map<_, _>>(),
-                "quota": {"cpu": 64, "memory_gb": 256, "storage_gb": 2000, "environments": 10}
-            });
-            size += team.to_string().len();
-            teams.insert(format!("team-{i:06}"), team);
-            i += 1;
-        }
-        std::fs::write(
-            dir.join("data.json"),
-            serde_json::json!({"hot": {"teams": teams}}).to_string(),
-        )
-        .unwrap();
+    if let Some(data) = data {
+        std::fs::write(dir.join("data.json"), data).unwrap();
     }
+}
+
+/// A `data.json` of teams with members and quotas, `bytes` long or a little
+/// more. Made once, before memory is measured: generating it allocates a
+/// tree of its own, which is this program's memory, not the server's.
+fn large_data(bytes: usize) -> String {
+    let mut teams = serde_json::Map::new();
+    let mut size = 0;
+    let mut i = 0;
+    while size < bytes {
+        let team = serde_json::json!({
+            "members": (0..20)
+                .map(|k| (format!("person-{i}-{k}"), serde_json::Value::from("member")))
+                .collect::<serde_json::Map<_, _>>(),
+            "quota": {"cpu": 64, "memory_gb": 256, "storage_gb": 2000, "environments": 10}
+        });
+        size += team.to_string().len();
+        teams.insert(format!("team-{i:06}"), team);
+        i += 1;
+    }
+    serde_json::json!({"hot": {"teams": teams}}).to_string()
 }
 
 fn rss_bytes() -> u64 {
@@ -105,20 +115,47 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// How the data changes between the reloads of the memory measurement.
+const MEMORY_KINDS: [(&str, &str); 3] = [
+    ("same", "the same data"),
+    ("one-team", "one team's quota changed"),
+    ("all-teams", "every team's members renamed"),
+];
+
+/// The data of `revision` for a change of `kind`, made from `base`.
+fn changed_data(base: &str, kind: &str, revision: u32) -> String {
+    match kind {
+        "one-team" => base.replacen(
+            "\"environments\":10",
+            &format!("\"environments\":{revision}"),
+            1,
+        ),
+        "all-teams" => base.replace("person-", &format!("person{revision}-")),
+        _ => base.to_string(),
+    }
+}
+
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, command, kind] = args.as_slice() {
+        if command == "memory" {
+            memory(kind).await;
+            return;
+        }
+    }
     let client = reqwest::Client::new();
     let tmp = tempfile::tempdir().unwrap();
 
     // 1. latency from write to the new revision answering
     let dir = tmp.path().join("small");
-    write_bundle(&dir, 0, 0);
+    write_bundle(&dir, 0, None);
     let (url, stop) = start(&dir).await;
     let mut latencies = Vec::new();
     for revision in 1..=20u32 {
         tokio::time::sleep(Duration::from_millis(150)).await;
         let written = Instant::now();
-        write_bundle(&dir, revision, 0);
+        write_bundle(&dir, revision, None);
         loop {
             if answer(&client, &url).await == i64::from(revision) {
                 break;
@@ -150,9 +187,30 @@ async fn main() {
         ms(latencies.last().unwrap().saturating_sub(debounce))
     );
 
-    // 2. memory while reloading ~10 MB of data
+    // 2. memory while reloading ~10 MB of data, each kind of change in a
+    // process of its own
+    let this = std::env::current_exe().unwrap();
+    for (kind, _) in MEMORY_KINDS {
+        let status = std::process::Command::new(&this)
+            .args(["memory", kind])
+            .status()
+            .unwrap();
+        assert!(status.success(), "memory run {kind} failed");
+    }
+}
+
+/// Serve a bundle with ~10 MB of data, reload it 3 times with the data
+/// changed as `kind` says, and print resident memory: steady, peak, after.
+async fn memory(kind: &str) {
+    let client = reqwest::Client::new();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("large");
-    write_bundle(&dir, 100, 10 * 1024 * 1024);
+    let data = large_data(10 * 1024 * 1024);
+    // Every revision's text is made before the steady state is measured.
+    let revisions: Vec<(u32, String)> = (101..=103u32)
+        .map(|revision| (revision, changed_data(&data, kind, revision)))
+        .collect();
+    write_bundle(&dir, 100, Some(&data));
     let data_size = std::fs::metadata(dir.join("data.json")).unwrap().len();
     let (url, stop) = start(&dir).await;
     assert_eq!(answer(&client, &url).await, 100);
@@ -169,10 +227,10 @@ async fn main() {
             }
         })
     };
-    for revision in 101..=103u32 {
-        write_bundle(&dir, revision, 10 * 1024 * 1024);
+    for (revision, text) in &revisions {
+        write_bundle(&dir, *revision, Some(text));
         let started = Instant::now();
-        while answer(&client, &url).await != i64::from(revision) {
+        while answer(&client, &url).await != i64::from(*revision) {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
                 "large revision never served"
@@ -186,8 +244,12 @@ async fn main() {
     sampler.join().unwrap();
     let _ = stop.send(());
     let peak = peak.load(Ordering::Relaxed);
+    let described = MEMORY_KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(kind, |(_, text)| text);
     println!(
-        "memory with a {:.1} MB data.json, 3 reloads:",
+        "memory with a {:.1} MB data.json, 3 reloads, {described}:",
         data_size as f64 / 1e6
     );
     println!(
