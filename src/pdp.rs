@@ -219,7 +219,8 @@ pub struct Prepared {
     pub policies: PolicySet,
     /// The Gatekeeper templates and constraints.
     pub gatekeeper: gatekeeper::Library,
-    /// The bundles, in load order.
+    /// The bundles, in load order. Their data was moved into `policies`
+    /// (each bundle's `data` is left `null`): read it there.
     pub bundles: Vec<Bundle>,
 }
 
@@ -229,7 +230,7 @@ pub fn build_policy_set(
     options: &EngineOptions,
     load: &LoadOptions,
 ) -> Result<Prepared, LoadError> {
-    build_with_pushed(dirs, options, load, None)
+    build_with_pushed(dirs, options, load, None, None)
 }
 
 /// Read and compile bundles, plus the in-memory bundle of pushed data.
@@ -238,6 +239,7 @@ fn build_with_pushed(
     options: &EngineOptions,
     load: &LoadOptions,
     pushed: Option<Bundle>,
+    replacing: Option<&Snapshot>,
 ) -> Result<Prepared, LoadError> {
     if dirs.is_empty() {
         return Err(LoadError::NoBundles);
@@ -255,8 +257,16 @@ fn build_with_pushed(
         Tests::Include => bundles,
         Tests::Exclude => bundles.into_iter().map(Bundle::without_tests).collect(),
     };
-    let policies = PolicySet::compile(&bundles, options.clone())?;
-    let gatekeeper = gatekeeper::from_bundles(&bundles, options)?;
+    // Data equal to the serving snapshot's is shared with it, so the old
+    // and the new snapshot do not each hold a copy while both are alive.
+    let previous = replacing.map(|snapshot| snapshot.policies.data());
+    let mut bundles = bundles;
+    let policies = PolicySet::compile_replacing(&mut bundles, previous.as_ref(), options.clone())?;
+    drop(previous);
+    // The bundles' data was consumed by the compile: the templates see the
+    // inventory as the compiled data holds it (shared, not a second copy).
+    let inventory = &policies.data()[gatekeeper::INVENTORY_ROOT];
+    let gatekeeper = gatekeeper::from_bundles_with_inventory(&bundles, inventory, options)?;
     Ok(Prepared {
         policies,
         gatekeeper,
@@ -379,7 +389,16 @@ impl DecisionPoint {
     /// Build a snapshot from the sources plus `pushed` and activate it.
     fn build_and_activate(&self, pushed: &Pushed) -> Result<Arc<Snapshot>, LoadError> {
         let started = Instant::now();
-        match build_with_pushed(&self.sources, &self.options, &self.load, pushed.as_bundle()) {
+        let replacing = self.snapshot();
+        let built = build_with_pushed(
+            &self.sources,
+            &self.options,
+            &self.load,
+            pushed.as_bundle(),
+            replacing.as_deref(),
+        );
+        drop(replacing);
+        match built {
             Ok(Prepared {
                 policies,
                 gatekeeper,
@@ -553,6 +572,53 @@ test_v if v == 1
         let served = pdp.snapshot().unwrap();
         assert_eq!(served.bundles[0].revision, "r1");
         assert_eq!(served.policies.modules().len(), 1, "tests are not served");
+    }
+
+    /// Whether two engine values are one allocation (shared, not equal).
+    fn same_allocation(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Object(a), Value::Object(b)) => regorus::Rc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn a_reload_shares_the_data_that_did_not_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        bundle_dir(tmp.path(), "r1", 1);
+        let write_data = |payments_cpu: u32| {
+            fs::write(
+                tmp.path().join("data.json"),
+                format!(
+                    r#"{{"p": {{"teams": {{"payments": {{"cpu": {payments_cpu}}}, "search": {{"cpu": 8}}}}}}}}"#
+                ),
+            )
+            .unwrap()
+        };
+        write_data(4);
+        let pdp =
+            DecisionPoint::load(&[tmp.path().to_path_buf()], EngineOptions::default()).unwrap();
+        let first = pdp.snapshot().unwrap().policies.data();
+
+        // Same data, new policy: the new snapshot holds the old data itself.
+        bundle_dir(tmp.path(), "r2", 2);
+        let second = pdp.reload().unwrap().policies.data();
+        assert!(same_allocation(&first["p"], &second["p"]));
+
+        // One team changed: only it (and the objects above it) are new.
+        write_data(16);
+        let third = pdp.reload().unwrap();
+        let teams = &third.policies.data()["p"]["teams"];
+        assert_eq!(teams["payments"]["cpu"], Value::from(16));
+        assert!(!same_allocation(teams, &second["p"]["teams"]));
+        assert!(same_allocation(
+            &teams["search"],
+            &second["p"]["teams"]["search"]
+        ));
+        let decided = pdp
+            .decide(&DataPath::parse("p/teams/payments/cpu"), None)
+            .unwrap();
+        assert_eq!(decided.result, Value::from(16));
     }
 
     #[test]

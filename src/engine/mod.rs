@@ -14,9 +14,11 @@ pub mod input;
 mod path;
 pub mod query_vars;
 pub mod reads;
+pub mod shared_data;
 pub mod testing;
 mod vm;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -126,6 +128,36 @@ impl PolicySet {
         extra: Option<Value>,
         options: EngineOptions,
     ) -> Result<PolicySet, CompileError> {
+        let data = bundles.iter().map(|b| Cow::Borrowed(&b.data)).collect();
+        PolicySet::build(bundles, data, extra, None, options)
+    }
+
+    /// Compile bundles to replace a serving set, for a reload. Each
+    /// bundle's data is taken out of it (left `null`) and freed part by
+    /// part as it is converted, and every part equal to the same part of
+    /// `previous` (the replaced set's [`PolicySet::data`]) is taken from
+    /// `previous` instead: unchanged data is held once, not twice, while
+    /// both sets are alive ([`shared_data`]).
+    pub fn compile_replacing(
+        bundles: &mut [Bundle],
+        previous: Option<&Value>,
+        options: EngineOptions,
+    ) -> Result<PolicySet, CompileError> {
+        let data = bundles
+            .iter_mut()
+            .map(|b| Cow::Owned(std::mem::take(&mut b.data)))
+            .collect();
+        PolicySet::build(bundles, data, None, previous, options)
+    }
+
+    /// Compile `bundles` with `data[i]` as bundle `i`'s data.
+    fn build(
+        bundles: &[Bundle],
+        data: Vec<Cow<'_, serde_json::Value>>,
+        extra: Option<Value>,
+        previous: Option<&Value>,
+        options: EngineOptions,
+    ) -> Result<PolicySet, CompileError> {
         let timer = ExecutionTimerConfig {
             limit: options.eval_timeout,
             check_interval: NonZeroU32::MIN.saturating_add(63),
@@ -156,10 +188,10 @@ impl PolicySet {
         if !errors.is_empty() {
             return Err(CompileError::Policies(errors));
         }
-        for bundle in bundles {
-            // Deserialize from the borrowed document: no second copy of a
-            // large data tree is made on the way.
-            let data = <Value as serde::Deserialize>::deserialize(&bundle.data)
+        for (bundle, document) in bundles.iter().zip(data) {
+            // No second copy of a large data tree is made on the way; what is
+            // unchanged is shared with `previous`.
+            let data = shared_data::convert(document, previous)
                 .map_err(|err| CompileError::Data(format!("bundle {}: {err}", bundle.name)))?;
             engine
                 .add_data(data)
@@ -269,6 +301,11 @@ impl PolicySet {
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
+    }
+
+    /// The data document (bundle data and any extra data), shared.
+    pub fn data(&self) -> Value {
+        self.template.get_data()
     }
 
     /// The options it was built with.

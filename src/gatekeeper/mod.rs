@@ -34,6 +34,21 @@ pub fn from_bundles(
     bundles: &[Bundle],
     options: &EngineOptions,
 ) -> Result<Library, GatekeeperError> {
+    let inventory = bundles
+        .iter()
+        .find_map(|b| b.data.get(INVENTORY_ROOT))
+        .map(|inv| Value::from(inv.clone()))
+        .unwrap_or(Value::Undefined);
+    from_bundles_with_inventory(bundles, &inventory, options)
+}
+
+/// [`from_bundles`], with `data.inventory` given (undefined: empty), for
+/// bundles whose data was already compiled (and taken out of them).
+pub fn from_bundles_with_inventory(
+    bundles: &[Bundle],
+    inventory: &Value,
+    options: &EngineOptions,
+) -> Result<Library, GatekeeperError> {
     let mut templates = Vec::new();
     let mut constraints = Vec::new();
     for bundle in bundles {
@@ -44,10 +59,9 @@ pub fn from_bundles(
     if templates.is_empty() && constraints.is_empty() {
         return Ok(Library::default());
     }
-    let inventory = bundles
-        .iter()
-        .find_map(|b| b.data.get(INVENTORY_ROOT))
-        .map(|inv| Value::from(inv.clone()))
-        .unwrap_or_else(Value::new_object);
+    let inventory = match inventory {
+        Value::Undefined => Value::new_object(),
+        inventory => inventory.clone(),
+    };
     Library::compile(templates, constraints, inventory, options)
 }
