@@ -61,8 +61,9 @@ fn fresh(json: Cow<'_, Json>) -> Result<Value, serde_json::Error> {
     }
 }
 
-/// Whether `json` and `value` are the same document (JSON has no sets, so
-/// an engine set is never the same as anything JSON holds).
+/// Whether `json` and `value` are the same document as Rego compares
+/// them (numbers by value, so `1` and `1.0` are the same; JSON has no
+/// sets, so an engine set is never the same as anything JSON holds).
 fn same(json: &Json, value: &Value) -> bool {
     match (json, value) {
         (Json::Null, Value::Null) => true,
