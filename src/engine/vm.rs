@@ -6,7 +6,9 @@
 //! Each thread keeps one idle VM per program it has run (a VM resets all
 //! of its execution state at the start of every run), so a request pays
 //! neither for building a VM nor for checking the data against the
-//! program's rule tree; nothing is shared mutably between threads.
+//! program's rule tree; nothing is shared mutably between threads. An idle
+//! VM holds the values of its last run until its next one (at most one run
+//! per program per thread).
 //! `tests/vm_differential.rs` checks that both paths answer alike on the
 //! policy library.
 
@@ -134,22 +136,26 @@ impl VmPrograms {
 /// drops idle VMs whose programs were retired (their policy set is gone),
 /// so an old revision's data is not kept alive by an idle thread.
 fn take_idle(program: &Arc<Program>) -> Option<RegoVM> {
-    IDLE_VMS.with(|idle| {
-        let mut idle = idle.borrow_mut();
-        if let Some(at) = idle
-            .iter()
-            .position(|vm| Arc::ptr_eq(vm.get_program(), program))
-        {
-            return Some(idle.swap_remove(at));
-        }
-        idle.retain(|vm| Arc::strong_count(vm.get_program()) > 1);
-        None
-    })
+    // While the thread is being torn down its pool is gone: no VM is kept.
+    IDLE_VMS
+        .try_with(|idle| {
+            let mut idle = idle.borrow_mut();
+            if let Some(at) = idle
+                .iter()
+                .position(|vm| Arc::ptr_eq(vm.get_program(), program))
+            {
+                return Some(idle.swap_remove(at));
+            }
+            idle.retain(|vm| Arc::strong_count(vm.get_program()) > 1);
+            None
+        })
+        .ok()
+        .flatten()
 }
 
 /// Return a VM to this thread's pool.
 fn put_idle(vm: RegoVM) {
-    IDLE_VMS.with(|idle| {
+    let _ = IDLE_VMS.try_with(|idle| {
         let mut idle = idle.borrow_mut();
         if idle.len() >= MAX_IDLE_PER_THREAD {
             idle.remove(0);
