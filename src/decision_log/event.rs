@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use std::borrow::Cow;
+use std::io::Write;
 
 use axum::body::Bytes;
 use serde_json::value::RawValue;
@@ -225,14 +226,16 @@ impl DecisionEvent {
             out.extend_from_slice(b",\"error\":");
             let _ = serde_json::to_writer(&mut *out, error);
         }
+        // Addresses, RFC 3339 timestamps and integers hold nothing JSON
+        // escapes, so they are formatted straight into the line (no
+        // intermediate strings). Writing into a Vec cannot fail.
         if let Some(addr) = self.requested_by {
-            out.extend_from_slice(b",\"requested_by\":");
-            string(out, &addr.to_string());
+            let _ = write!(out, ",\"requested_by\":\"{addr}\"");
         }
-        out.extend_from_slice(b",\"timestamp\":");
-        string(
+        let _ = write!(
             out,
-            &humantime::format_rfc3339_nanos(self.timestamp).to_string(),
+            ",\"timestamp\":\"{}\"",
+            humantime::format_rfc3339_nanos(self.timestamp)
         );
         out.extend_from_slice(b",\"metrics\":{");
         for (i, (name, value)) in self.metrics.iter().enumerate() {
@@ -240,8 +243,7 @@ impl DecisionEvent {
                 out.push(b',');
             }
             string(out, name);
-            out.push(b':');
-            out.extend_from_slice(value.to_string().as_bytes());
+            let _ = write!(out, ":{value}");
         }
         out.push(b'}');
         for (field, pointers) in [("erased", &touched.erased), ("masked", &touched.masked)] {
