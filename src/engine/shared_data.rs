@@ -102,32 +102,26 @@ mod tests {
         }
     }
 
+    /// The test document, with the payments team's cpu quota as given.
+    fn document(payments_cpu: u32) -> Json {
+        json!({
+            "teams": {
+                "payments": {"members": {"ana": "lead"}, "quota": {"cpu": payments_cpu}},
+                "search": {"members": {"bo": "member"}, "quota": {"cpu": 32}}
+            },
+            "classes": ["dev", "prod"],
+            "flag": true
+        })
+    }
+
     fn old() -> Value {
-        convert(
-            Cow::Owned(json!({
-                "teams": {
-                    "payments": {"members": {"ana": "lead"}, "quota": {"cpu": 64}},
-                    "search": {"members": {"bo": "member"}, "quota": {"cpu": 32}}
-                },
-                "classes": ["dev", "prod"],
-                "flag": true
-            })),
-            None,
-        )
-        .unwrap()
+        convert(Cow::Owned(document(64)), None).unwrap()
     }
 
     #[test]
     fn unchanged_data_is_the_previous_value_itself() {
         let old = old();
-        let again = json!({
-            "teams": {
-                "payments": {"members": {"ana": "lead"}, "quota": {"cpu": 64}},
-                "search": {"members": {"bo": "member"}, "quota": {"cpu": 32}}
-            },
-            "classes": ["dev", "prod"],
-            "flag": true
-        });
+        let again = document(64);
         let new = convert(Cow::Borrowed(&again), Some(&old)).unwrap();
         assert_eq!(new, old);
         assert!(shared(&new, &old));
@@ -136,14 +130,7 @@ mod tests {
     #[test]
     fn a_change_copies_only_its_path_and_shares_the_rest() {
         let old = old();
-        let changed = json!({
-            "teams": {
-                "payments": {"members": {"ana": "lead"}, "quota": {"cpu": 128}},
-                "search": {"members": {"bo": "member"}, "quota": {"cpu": 32}}
-            },
-            "classes": ["dev", "prod"],
-            "flag": true
-        });
+        let changed = document(128);
         let new = convert(Cow::Owned(changed.clone()), Some(&old)).unwrap();
         assert_eq!(new, Value::deserialize(&changed).unwrap());
         assert!(!shared(&new, &old));
