@@ -574,14 +574,6 @@ test_v if v == 1
         assert_eq!(served.policies.modules().len(), 1, "tests are not served");
     }
 
-    /// Whether two engine values are one allocation (shared, not equal).
-    fn same_allocation(a: &Value, b: &Value) -> bool {
-        match (a, b) {
-            (Value::Object(a), Value::Object(b)) => regorus::Rc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-
     #[test]
     fn a_reload_shares_the_data_that_did_not_change() {
         let tmp = tempfile::tempdir().unwrap();
@@ -603,15 +595,21 @@ test_v if v == 1
         // Same data, new policy: the new snapshot holds the old data itself.
         bundle_dir(tmp.path(), "r2", 2);
         let second = pdp.reload().unwrap().policies.data();
-        assert!(same_allocation(&first["p"], &second["p"]));
+        assert!(crate::engine::shared_data::reused(
+            &first["p"],
+            &second["p"]
+        ));
 
         // One team changed: only it (and the objects above it) are new.
         write_data(16);
         let third = pdp.reload().unwrap();
         let teams = &third.policies.data()["p"]["teams"];
         assert_eq!(teams["payments"]["cpu"], Value::from(16));
-        assert!(!same_allocation(teams, &second["p"]["teams"]));
-        assert!(same_allocation(
+        assert!(!crate::engine::shared_data::reused(
+            teams,
+            &second["p"]["teams"]
+        ));
+        assert!(crate::engine::shared_data::reused(
             &teams["search"],
             &second["p"]["teams"]["search"]
         ));

@@ -20,37 +20,72 @@ use super::Value;
 /// `json` as an engine value, taking every subtree that equals the one at
 /// the same place in `previous` from `previous`. An owned document is
 /// consumed as it is converted, so its memory is freed part by part.
+///
+/// Objects are walked once: each field is converted against the previous
+/// field, and an object all of whose fields came back as the previous ones
+/// (and no more of them) is the previous object. Arrays and scalars are
+/// compared whole.
 pub fn convert(json: Cow<'_, Json>, previous: Option<&Value>) -> Result<Value, serde_json::Error> {
-    let old_fields = match previous {
-        Some(previous) if same(&json, previous) => return Ok(previous.clone()),
-        Some(Value::Object(old_fields)) => old_fields,
-        _ => return fresh(json),
+    let Some(previous) = previous else {
+        return fresh(json);
+    };
+    let Value::Object(old_fields) = previous else {
+        return Ok(if same(&json, previous) {
+            previous.clone()
+        } else {
+            fresh(json)?
+        });
     };
     let mut object = Value::new_object();
     let converted = object
         .as_object_mut()
         .map_err(|err| serde::de::Error::custom(err.to_string()))?;
+    let mut all_reused = true;
     let mut add = |key: &str, value: Cow<'_, Json>| {
         let key = Value::from(key);
-        let child = convert(value, old_fields.get(&key))?;
+        let old = old_fields.get(&key);
+        let child = convert(value, old)?;
+        all_reused &= old.is_some_and(|old| reused(&child, old));
         converted.insert(key, child);
         Ok::<(), serde_json::Error>(())
     };
-    match json {
+    let count = match json {
         Cow::Owned(Json::Object(fields)) => {
+            let count = fields.len();
             for (key, value) in fields {
                 add(&key, Cow::Owned(value))?;
             }
+            count
         }
         Cow::Borrowed(Json::Object(fields)) => {
             for (key, value) in fields {
                 add(key, Cow::Borrowed(value))?;
             }
+            fields.len()
         }
-        // Not an object: nothing below it to share.
+        // Not an object where an object was: nothing below it to share.
         other => return fresh(other),
+    };
+    Ok(if all_reused && count == old_fields.len() {
+        previous.clone()
+    } else {
+        object
+    })
+}
+
+/// Whether `value` is `previous` itself: the same allocation for the
+/// reference-counted kinds, an equal value for the rest (they are copies
+/// whatever happens).
+pub(crate) fn reused(value: &Value, previous: &Value) -> bool {
+    match (value, previous) {
+        (Value::Object(a), Value::Object(b)) => regorus::Rc::ptr_eq(a, b),
+        (Value::Array(a), Value::Array(b)) => regorus::Rc::ptr_eq(a, b),
+        (Value::Set(a), Value::Set(b)) => regorus::Rc::ptr_eq(a, b),
+        (Value::String(a), Value::String(b)) => regorus::Rc::ptr_eq(a, b),
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(_) | Value::Number(_), _) => value == previous,
+        _ => false,
     }
-    Ok(object)
 }
 
 /// A document converted with nothing to share.
@@ -61,9 +96,10 @@ fn fresh(json: Cow<'_, Json>) -> Result<Value, serde_json::Error> {
     }
 }
 
-/// Whether `json` and `value` are the same document as Rego compares
-/// them (numbers by value, so `1` and `1.0` are the same; JSON has no
-/// sets, so an engine set is never the same as anything JSON holds).
+/// Whether `json` and `value` are the same document as Rego compares them
+/// (numbers by value, so `1` and `1.0` are the same; JSON has no sets, so
+/// an engine set is never the same as anything JSON holds). Used where
+/// nothing is shared below: arrays, scalars and the objects inside arrays.
 fn same(json: &Json, value: &Value) -> bool {
     match (json, value) {
         (Json::Null, Value::Null) => true,
@@ -92,16 +128,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// Whether `a` and `b` are the very same allocation (shared, not equal).
-    fn shared(a: &Value, b: &Value) -> bool {
-        match (a, b) {
-            (Value::Object(a), Value::Object(b)) => regorus::Rc::ptr_eq(a, b),
-            (Value::Array(a), Value::Array(b)) => regorus::Rc::ptr_eq(a, b),
-            (Value::String(a), Value::String(b)) => regorus::Rc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-
     /// The test document, with the payments team's cpu quota as given.
     fn document(payments_cpu: u32) -> Json {
         json!({
@@ -124,7 +150,7 @@ mod tests {
         let again = document(64);
         let new = convert(Cow::Borrowed(&again), Some(&old)).unwrap();
         assert_eq!(new, old);
-        assert!(shared(&new, &old));
+        assert!(reused(&new, &old));
     }
 
     #[test]
@@ -133,17 +159,17 @@ mod tests {
         let changed = document(128);
         let new = convert(Cow::Owned(changed.clone()), Some(&old)).unwrap();
         assert_eq!(new, Value::deserialize(&changed).unwrap());
-        assert!(!shared(&new, &old));
-        assert!(!shared(
+        assert!(!reused(&new, &old));
+        assert!(!reused(
             &new["teams"]["payments"]["quota"],
             &old["teams"]["payments"]["quota"]
         ));
-        assert!(shared(
+        assert!(reused(
             &new["teams"]["payments"]["members"],
             &old["teams"]["payments"]["members"]
         ));
-        assert!(shared(&new["teams"]["search"], &old["teams"]["search"]));
-        assert!(shared(&new["classes"], &old["classes"]));
+        assert!(reused(&new["teams"]["search"], &old["teams"]["search"]));
+        assert!(reused(&new["classes"], &old["classes"]));
     }
 
     #[test]
@@ -169,9 +195,9 @@ mod tests {
         let numbers = |a: i64| json!({"a": a, "b": 2.5, "c": 18446744073709551615u64});
         let old = convert(Cow::Owned(numbers(1)), None).unwrap();
         let new = convert(Cow::Owned(numbers(1)), Some(&old)).unwrap();
-        assert!(shared(&new, &old));
+        assert!(reused(&new, &old));
         let new = convert(Cow::Owned(numbers(2)), Some(&old)).unwrap();
         assert_eq!(new["a"], Value::from(2));
-        assert!(!shared(&new, &old));
+        assert!(!reused(&new, &old));
     }
 }
