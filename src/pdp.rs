@@ -239,7 +239,7 @@ fn build_with_pushed(
     options: &EngineOptions,
     load: &LoadOptions,
     pushed: Option<Bundle>,
-    replacing: Option<&Snapshot>,
+    previous: Option<&Value>,
 ) -> Result<Prepared, LoadError> {
     if dirs.is_empty() {
         return Err(LoadError::NoBundles);
@@ -253,16 +253,13 @@ fn build_with_pushed(
     if load.self_test {
         self_test(&bundles, options)?;
     }
-    let bundles = match load.tests {
+    let mut bundles = match load.tests {
         Tests::Include => bundles,
         Tests::Exclude => bundles.into_iter().map(Bundle::without_tests).collect(),
     };
-    // Data equal to the serving snapshot's is shared with it, so the old
-    // and the new snapshot do not each hold a copy while both are alive.
-    let previous = replacing.map(|snapshot| snapshot.policies.data());
-    let mut bundles = bundles;
-    let policies = PolicySet::compile_replacing(&mut bundles, previous.as_ref(), options.clone())?;
-    drop(previous);
+    // Data equal to `previous` (the serving snapshot's) is shared with it,
+    // so the old and the new snapshot do not each hold a copy.
+    let policies = PolicySet::compile_replacing(&mut bundles, previous, options.clone())?;
     // The bundles' data was consumed by the compile: the templates see the
     // inventory as the compiled data holds it (shared, not a second copy).
     let inventory = &policies.data()[gatekeeper::INVENTORY_ROOT];
@@ -389,15 +386,15 @@ impl DecisionPoint {
     /// Build a snapshot from the sources plus `pushed` and activate it.
     fn build_and_activate(&self, pushed: &Pushed) -> Result<Arc<Snapshot>, LoadError> {
         let started = Instant::now();
-        let replacing = self.snapshot();
+        // The serving data is held only for the build (a temporary), so
+        // the old snapshot can go as soon as the new one is swapped in.
         let built = build_with_pushed(
             &self.sources,
             &self.options,
             &self.load,
             pushed.as_bundle(),
-            replacing.as_deref(),
+            self.snapshot().map(|s| s.policies.data()).as_ref(),
         );
-        drop(replacing);
         match built {
             Ok(Prepared {
                 policies,
