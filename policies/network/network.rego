@@ -143,8 +143,8 @@ policy_violations(obj, ctx) := vs if {
 	name := object_name(obj)
 	from := [peer | some rule in object.get(obj.spec, "ingress", []); some peer in object.get(rule, "from", [])]
 	to := [peer | some rule in object.get(obj.spec, "egress", []); some peer in object.get(rule, "to", [])]
-	ingress_blocks := {cidr | some peer in from; cidr := peer.ipBlock.cidr; is_string(cidr); net.cidr_is_valid(cidr)}
-	egress_blocks := {cidr | some peer in to; cidr := peer.ipBlock.cidr; is_string(cidr); net.cidr_is_valid(cidr)}
+	ingress_blocks := {cidr | some peer in from; cidr := peer.ipBlock.cidr; valid_cidr(cidr)}
+	egress_blocks := {cidr | some peer in to; cidr := peer.ipBlock.cidr; valid_cidr(cidr)}
 	# A block is public unless it lies wholly inside a private range. Each
 	# block is classified once here; the checks below look it up in this
 	# set instead of calling a function per block.
