@@ -2,10 +2,17 @@
 //! reference (`data.a.b`, or `data.a["b-c"]` where a segment is not an
 //! identifier).
 
+use std::sync::Arc;
+
 /// A path into the `data` document. Segments that are whole numbers index
 /// arrays, as in OPA (`/v1/data/servers/0`).
+/// Cheap to clone (one reference count): requests hand their path to
+/// the cache, the decision log and the tracing span.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DataPath {
+pub struct DataPath(Arc<Parts>);
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Parts {
     segments: Vec<String>,
     rego_ref: String,
 }
@@ -51,23 +58,23 @@ impl DataPath {
                 rego_ref.push(']');
             }
         }
-        DataPath { segments, rego_ref }
+        DataPath(Arc::new(Parts { segments, rego_ref }))
     }
 
     /// The segments below `data`.
     pub fn segments(&self) -> &[String] {
-        &self.segments
+        &self.0.segments
     }
 
     /// The Rego reference, e.g. `data.provisioning.decision`.
     pub fn as_ref_str(&self) -> &str {
-        &self.rego_ref
+        &self.0.rego_ref
     }
 }
 
 impl std::fmt::Display for DataPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.rego_ref)
+        f.write_str(&self.0.rego_ref)
     }
 }
 
