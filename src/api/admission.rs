@@ -28,7 +28,7 @@ use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState, Requester};
 use crate::cache::stream::{self, Captures};
 use crate::cache::Weigh;
-use crate::decision_log::{DecisionEvent, LoggedInput};
+use crate::decision_log::{DecisionEvent, EventMetrics, LoggedInput};
 use crate::engine::input::read_parts;
 use crate::engine::reads::ReadTree;
 use crate::engine::reads::{InputReads, ReadSet};
@@ -283,10 +283,10 @@ pub async fn admit(
         .log_decision(|| DecisionEvent {
             input: LoggedInput::body(&bytes),
             result: verdict.logged(allowed).into(),
-            metrics: vec![(
+            metrics: EventMetrics::from_pairs(&[(
                 "timer_server_handler_ns",
                 u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            )],
+            )]),
             requested_by: requester.0,
             ..DecisionEvent::new(
                 decision_id.clone(),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -16,8 +16,8 @@ use super::decide::decide;
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState, QueryFlags, Requester};
 use crate::cache::CacheStatus;
-use crate::decision_log::{DecisionEvent, LoggedInput, LoggedResult};
-use crate::engine::input::read_input_field;
+use crate::decision_log::{DecisionEvent, EventMetrics, LoggedInput, LoggedResult};
+use crate::engine::input::{read_input_member, InputMember};
 use crate::engine::{DataPath, Value};
 use crate::pdp::{DecideError, Snapshot};
 
@@ -45,8 +45,8 @@ pub(super) struct Timings {
 
 impl Timings {
     /// The timings as decision-log metrics.
-    pub(super) fn pairs(&self) -> Vec<(&'static str, u64)> {
-        vec![
+    pub(super) fn pairs(&self) -> EventMetrics {
+        EventMetrics::from_pairs(&[
             ("timer_rego_input_parse_ns", self.timer_rego_input_parse_ns),
             ("timer_rego_query_eval_ns", self.timer_rego_query_eval_ns),
             ("timer_server_handler_ns", self.timer_server_handler_ns),
@@ -54,7 +54,7 @@ impl Timings {
                 "counter_decision_cache_hit",
                 self.counter_decision_cache_hit,
             ),
-        ]
+        ])
     }
 }
 
@@ -210,24 +210,13 @@ async fn answer_v1(
         counter_decision_cache_hit: u64::from(answer.cache == CacheStatus::Hit),
     };
     // With decision logging on, the result is serialized once, for the
-    // response and the log alike.
+    // response and then the log: the response is written first, so that
+    // its text and the decision id move into the event uncopied.
     let shared_result = state
         .decision_log
         .as_ref()
         .filter(|_| !flags.pretty && !matches!(answer.result, Value::Undefined))
         .and_then(|_| serde_json::value::to_raw_value(&answer.result).ok());
-    state
-        .log_decision(|| DecisionEvent {
-            input: logged,
-            result: match &shared_result {
-                Some(raw) => LoggedResult::Json(Bytes::copy_from_slice(raw.get().as_bytes())),
-                None => answer.result.clone().into(),
-            },
-            metrics: timings.pairs(),
-            requested_by: requester.0,
-            ..DecisionEvent::new(decision_id.clone(), path.clone(), snapshot.clone())
-        })
-        .await;
     let mut body = match &shared_result {
         Some(raw) => V1Response {
             result_json: Some(raw),
@@ -238,7 +227,20 @@ async fn answer_v1(
     if warn_missing_input {
         body.warning = Some(MISSING_INPUT);
     }
-    Ok(json_response(StatusCode::OK, &body, flags.pretty))
+    let response = json_response(StatusCode::OK, &body, flags.pretty);
+    state
+        .log_decision(|| DecisionEvent {
+            input: logged,
+            result: match shared_result {
+                Some(raw) => LoggedResult::Json(raw),
+                None => answer.result.clone().into(),
+            },
+            metrics: timings.pairs(),
+            requested_by: requester.0,
+            ..DecisionEvent::new(decision_id, path.clone(), snapshot.clone())
+        })
+        .await;
+    Ok(response)
 }
 
 async fn v1_post_inner(
@@ -256,25 +258,29 @@ async fn v1_post_inner(
     let snapshot = active_snapshot(&state)?;
     let path = DataPath::parse(path);
     let parse_started = Instant::now();
-    let input = if bytes.iter().all(u8::is_ascii_whitespace) {
-        None
+    let member = if bytes.iter().all(u8::is_ascii_whitespace) {
+        InputMember {
+            value: None,
+            text: None,
+        }
     } else {
         check_depth(&bytes, state.limits.max_json_depth)?;
         let tree = snapshot.policies.read_tree_of(&path);
-        read_input_field(&bytes, &tree).map_err(|err| malformed(&err, "input document"))?
+        read_input_member(&bytes, &tree).map_err(|err| malformed(&err, "input document"))?
     };
     let parse_ns = elapsed_ns(parse_started);
+    let logged = if state.decision_log.is_some() {
+        LoggedInput::input_member(&bytes, &member)
+    } else {
+        LoggedInput::None
+    };
     let ask = V1Ask {
-        warn_missing_input: input.is_none(),
-        input,
+        warn_missing_input: member.value.is_none(),
+        input: member.value,
         flags,
         started,
         parse_ns,
-        logged: if state.decision_log.is_some() {
-            LoggedInput::input_member(&bytes)
-        } else {
-            LoggedInput::None
-        },
+        logged,
         requester,
     };
     answer_v1(&state, snapshot, &path, ask).await
@@ -361,7 +367,7 @@ async fn answer_raw(
                     };
                     (answer.result.clone(), None, timings.pairs())
                 }
-                Err(err) => (Value::Undefined, Some(err.body()), Vec::new()),
+                Err(err) => (Value::Undefined, Some(err.body()), EventMetrics::default()),
             };
             DecisionEvent {
                 input: LoggedInput::body(&bytes),

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use std::borrow::Cow;
-use std::io::Write;
 
 use axum::body::Bytes;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value as Json};
 
 use super::mask::Touched;
+use super::{locate, text};
 
+use crate::engine::input::InputMember;
 use crate::engine::{DataPath, Value};
 use crate::pdp::Snapshot;
 
@@ -23,9 +24,12 @@ use crate::pdp::Snapshot;
 pub enum LoggedInput {
     /// No input (GET).
     None,
-    /// The whole request body is the input (v0 API, `POST /`, admission).
+    /// The input's JSON text, which the handler has parsed: the whole
+    /// request body (v0 API, `POST /`, admission), or the text of the v1
+    /// body's `input` member when the parse located it.
     Body(Bytes),
-    /// The input is the `input` member of the request body (v1 API).
+    /// The input is the `input` member of this request body, which the
+    /// handler has parsed (v1 API).
     InputMember(Bytes),
     /// An input already parsed (one batch item).
     Value(Value),
@@ -36,8 +40,38 @@ pub enum LoggedInput {
 pub enum LoggedResult {
     /// A value ([`Value::Undefined`]: no result).
     Value(Value),
-    /// Already serialized (the v1 response's own text, shared).
-    Json(Bytes),
+    /// Already serialized (the text the v1 response was written with,
+    /// handed over once the response no longer needs it).
+    Json(Box<RawValue>),
+}
+
+/// An event's metrics: a few named values in OPA's names, kept inline so
+/// that building an event allocates nothing for them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventMetrics {
+    entries: [(&'static str, u64); EventMetrics::CAPACITY],
+    len: usize,
+}
+
+impl EventMetrics {
+    /// The most values an event carries (the v1 API's timings).
+    pub const CAPACITY: usize = 4;
+
+    /// The metrics `pairs` names, in order; past [`Self::CAPACITY`] the
+    /// rest are left out.
+    pub fn from_pairs(pairs: &[(&'static str, u64)]) -> EventMetrics {
+        let mut metrics = EventMetrics::default();
+        for (slot, pair) in metrics.entries.iter_mut().zip(pairs) {
+            *slot = *pair;
+            metrics.len += 1;
+        }
+        metrics
+    }
+
+    /// The values, in order.
+    pub fn as_slice(&self) -> &[(&'static str, u64)] {
+        &self.entries[..self.len]
+    }
 }
 
 impl From<Value> for LoggedResult {
@@ -67,7 +101,7 @@ pub struct DecisionEvent {
     /// When the decision was made.
     pub timestamp: SystemTime,
     /// Timings in OPA's names (`timer_rego_query_eval_ns`, ...).
-    pub metrics: Vec<(&'static str, u64)>,
+    pub metrics: EventMetrics,
     /// The caller's address.
     pub requested_by: Option<SocketAddr>,
 }
@@ -80,11 +114,20 @@ impl LoggedInput {
         LoggedInput::Body(Bytes::copy_from_slice(bytes))
     }
 
-    /// The input is the body's `input` member (copied, as for [`body`]).
+    /// The input of a v1 body as the handler's parse found it: none, its
+    /// own text (copied, as for [`body`]) when the parse located it, or
+    /// else the whole body, in which the writer finds it.
     ///
     /// [`body`]: LoggedInput::body
-    pub fn input_member(bytes: &[u8]) -> LoggedInput {
-        LoggedInput::InputMember(Bytes::copy_from_slice(bytes))
+    pub fn input_member(bytes: &[u8], member: &InputMember) -> LoggedInput {
+        match (&member.value, &member.text) {
+            (None, _) => LoggedInput::None,
+            (Some(_), Some(text)) => match bytes.get(text.clone()) {
+                Some(text) => LoggedInput::body(text),
+                None => LoggedInput::InputMember(Bytes::copy_from_slice(bytes)),
+            },
+            (Some(_), None) => LoggedInput::InputMember(Bytes::copy_from_slice(bytes)),
+        }
     }
 }
 
@@ -113,7 +156,7 @@ impl DecisionEvent {
             error: None,
             snapshot,
             timestamp: SystemTime::now(),
-            metrics: Vec::new(),
+            metrics: EventMetrics::default(),
             requested_by: None,
         }
     }
@@ -131,6 +174,44 @@ fn undecodable(err: serde_json::Error) -> Json {
     Json::Object(map)
 }
 
+/// The parts of a line that are the same for every event of a writer and
+/// snapshot, already as JSON text.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedText<'a> {
+    /// The labels object.
+    pub labels: &'a [u8],
+    /// The bundles object ([`bundles_json`]).
+    pub bundles: &'a [u8],
+}
+
+/// What an event's line says of its input and result, after masking.
+#[derive(Debug, Clone, Copy)]
+pub struct RawText<'a> {
+    /// The input's JSON text.
+    pub input: Option<&'a [u8]>,
+    /// The result's JSON text.
+    pub result: Option<&'a [u8]>,
+    /// The pointers masking erased and replaced.
+    pub touched: &'a Touched,
+}
+
+/// A snapshot's bundles and their revisions as the `bundles` object of
+/// its events (`{"name": {"revision": "..."}, ...}`).
+pub fn bundles_json(snapshot: &Snapshot) -> Vec<u8> {
+    let mut out = vec![b'{'];
+    for (i, bundle) in snapshot.bundles.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        text::string(&mut out, &bundle.name);
+        out.extend_from_slice(b":{\"revision\":");
+        text::string(&mut out, &bundle.revision);
+        out.push(b'}');
+    }
+    out.push(b'}');
+    out
+}
+
 /// An event's input and result as JSON text, taken from the request bytes
 /// without building a tree where possible.
 #[derive(Debug)]
@@ -146,8 +227,9 @@ fn undecodable_bytes(err: serde_json::Error) -> Vec<u8> {
 }
 
 impl DecisionEvent {
-    /// The input and result as JSON text: the input member is located in
-    /// the request body by a validating scan (no tree is built).
+    /// The input and result as JSON text, taken from the request bytes
+    /// (which the handler has parsed) by a structural scan, or by a
+    /// validating one when that cannot tell (no tree is built either way).
     pub fn raw_parts(&self) -> RawParts<'_> {
         #[derive(serde::Deserialize)]
         struct Wrapper<'a> {
@@ -156,20 +238,26 @@ impl DecisionEvent {
         }
         let input = match &self.input {
             LoggedInput::None => None,
-            LoggedInput::Body(bytes) => Some(match serde_json::from_slice::<&RawValue>(bytes) {
-                Ok(raw) => Cow::Borrowed(raw.get().as_bytes()),
-                Err(err) => Cow::Owned(undecodable_bytes(err)),
+            LoggedInput::Body(bytes) => Some(match locate::whole_value(bytes) {
+                Some(text) => Cow::Borrowed(text),
+                None => match serde_json::from_slice::<&RawValue>(bytes) {
+                    Ok(raw) => Cow::Borrowed(raw.get().as_bytes()),
+                    Err(err) => Cow::Owned(undecodable_bytes(err)),
+                },
             }),
-            LoggedInput::InputMember(bytes) => match serde_json::from_slice::<Wrapper>(bytes) {
-                Ok(wrapper) => wrapper.input.map(|raw| Cow::Borrowed(raw.get().as_bytes())),
-                Err(err) => Some(Cow::Owned(undecodable_bytes(err))),
+            LoggedInput::InputMember(bytes) => match locate::input_member(bytes) {
+                Some(text) => text.map(Cow::Borrowed),
+                None => match serde_json::from_slice::<Wrapper>(bytes) {
+                    Ok(wrapper) => wrapper.input.map(|raw| Cow::Borrowed(raw.get().as_bytes())),
+                    Err(err) => Some(Cow::Owned(undecodable_bytes(err))),
+                },
             },
             LoggedInput::Value(value) => Some(Cow::Owned(
                 serde_json::to_vec(value).unwrap_or_else(undecodable_bytes),
             )),
         };
         let result = match &self.result {
-            LoggedResult::Json(text) => Some(Cow::Borrowed(&text[..])),
+            LoggedResult::Json(text) => Some(Cow::Borrowed(text.get().as_bytes())),
             LoggedResult::Value(Value::Undefined) => None,
             LoggedResult::Value(value) => Some(Cow::Owned(
                 serde_json::to_vec(value).unwrap_or_else(undecodable_bytes),
@@ -179,74 +267,58 @@ impl DecisionEvent {
     }
 
     /// The event in OPA's schema as one JSON line: `labels` (already JSON),
-    /// `decision_id`, `batch_decision_id`, `bundles`, `path`, `input`,
-    /// `result`, `error`, `requested_by`, `timestamp`, `metrics`, and the
-    /// pointers masking erased and replaced.
-    pub fn write_json(
-        &self,
-        labels: &[u8],
-        input: Option<&[u8]>,
-        result: Option<&[u8]>,
-        touched: &Touched,
-        out: &mut Vec<u8>,
-    ) {
-        let string = |out: &mut Vec<u8>, text: &str| {
-            // Writing into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, text);
-        };
+    /// `decision_id`, `batch_decision_id`, `bundles` (already JSON, from
+    /// [`bundles_json`]), `path`, `input`, `result`, `error`,
+    /// `requested_by`, `timestamp`, `metrics`, and the pointers masking
+    /// erased and replaced.
+    pub fn write_json(&self, fixed: FixedText<'_>, parts: RawText<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"labels\":");
-        out.extend_from_slice(labels);
+        out.extend_from_slice(fixed.labels);
         out.extend_from_slice(b",\"decision_id\":");
-        string(out, &self.decision_id);
+        text::string(out, &self.decision_id);
         if let Some(batch) = &self.batch_decision_id {
             out.extend_from_slice(b",\"batch_decision_id\":");
-            string(out, batch);
+            text::string(out, batch);
         }
-        out.extend_from_slice(b",\"bundles\":{");
-        for (i, bundle) in self.snapshot.bundles.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            string(out, &bundle.name);
-            out.extend_from_slice(b":{\"revision\":");
-            string(out, &bundle.revision);
-            out.push(b'}');
-        }
-        out.extend_from_slice(b"},\"path\":");
-        string(out, &self.path.segments().join("/"));
-        if let Some(input) = input {
+        out.extend_from_slice(b",\"bundles\":");
+        out.extend_from_slice(fixed.bundles);
+        out.extend_from_slice(b",\"path\":");
+        text::joined_string(out, self.path.segments());
+        if let Some(input) = parts.input {
             out.extend_from_slice(b",\"input\":");
             extend_one_line(out, input);
         }
-        if let Some(result) = result {
+        if let Some(result) = parts.result {
             out.extend_from_slice(b",\"result\":");
             extend_one_line(out, result);
         }
         if let Some(error) = &self.error {
             out.extend_from_slice(b",\"error\":");
+            // Writing into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *out, error);
         }
-        // Addresses, RFC 3339 timestamps and integers hold nothing JSON
-        // escapes, so they are formatted straight into the line (no
-        // intermediate strings). Writing into a Vec cannot fail.
         if let Some(addr) = self.requested_by {
-            let _ = write!(out, ",\"requested_by\":\"{addr}\"");
+            out.extend_from_slice(b",\"requested_by\":");
+            text::address(out, addr);
         }
-        let _ = write!(
-            out,
-            ",\"timestamp\":\"{}\"",
-            humantime::format_rfc3339_nanos(self.timestamp)
-        );
+        out.extend_from_slice(b",\"timestamp\":");
+        text::timestamp(out, self.timestamp);
         out.extend_from_slice(b",\"metrics\":{");
-        for (i, (name, value)) in self.metrics.iter().enumerate() {
+        for (i, (name, value)) in self.metrics.as_slice().iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            string(out, name);
-            let _ = write!(out, ":{value}");
+            // Metric names are fixed identifiers: nothing to escape.
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+            text::integer(out, *value);
         }
         out.push(b'}');
-        for (field, pointers) in [("erased", &touched.erased), ("masked", &touched.masked)] {
+        for (field, pointers) in [
+            ("erased", &parts.touched.erased),
+            ("masked", &parts.touched.masked),
+        ] {
             if !pointers.is_empty() {
                 out.extend_from_slice(b",\"");
                 out.extend_from_slice(field.as_bytes());

@@ -10,18 +10,21 @@
 //! encodes, masks and writes; a failed write is retried with backoff.
 
 pub mod event;
+mod locate;
 pub mod mask;
 pub mod sink;
+mod text;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value as Json};
 use tokio::sync::{mpsc, oneshot};
 
-use event::RawParts;
-pub use event::{DecisionEvent, LoggedInput, LoggedResult};
+pub use event::{DecisionEvent, EventMetrics, LoggedInput, LoggedResult};
+use event::{FixedText, RawParts, RawText};
 use mask::{MaskAction, MaskError, MaskRule, Touched};
 use sink::{Batch, FileSink, HttpSink, Sink, SinkError};
 
@@ -186,6 +189,67 @@ impl Masker {
     }
 }
 
+/// What the writer keeps per snapshot: events come in snapshot order nearly
+/// always, so this is rebuilt when the generation changes.
+struct SnapshotState {
+    generation: u64,
+    /// The `bundles` object of its events, as JSON text.
+    bundles: Vec<u8>,
+    /// Whether it has a mask policy.
+    mask_policy: bool,
+    /// Whether the mask policy's answers may be reused for equal events.
+    memo_reusable: bool,
+    /// Mask-policy answers by event content.
+    memo: HashMap<u128, Arc<Vec<MaskRule>>, BuildHasherDefault<KeyIsHash>>,
+}
+
+impl SnapshotState {
+    /// State for no snapshot yet: the first event replaces it.
+    fn none() -> SnapshotState {
+        SnapshotState {
+            generation: u64::MAX,
+            bundles: Vec::new(),
+            mask_policy: false,
+            memo_reusable: false,
+            memo: HashMap::default(),
+        }
+    }
+
+    fn of(snapshot: &Snapshot, masker: &Masker) -> SnapshotState {
+        let mask_policy = masker.policy_defined(snapshot);
+        SnapshotState {
+            generation: snapshot.generation,
+            bundles: event::bundles_json(snapshot),
+            mask_policy,
+            memo_reusable: mask_policy && masker.policy_reusable(snapshot),
+            memo: HashMap::default(),
+        }
+    }
+}
+
+/// The hasher of the mask memo, whose keys are already hashes (128 bits
+/// of xxh3 over the event's content): it takes their low bits as they are
+/// rather than hashing them again.
+#[derive(Debug, Default)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is used by the memo; anything else is folded in.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u128(&mut self, key: u128) {
+        self.0 = key as u64;
+    }
+}
+
 /// The handle handlers log through. Cheap to share (`Arc`).
 #[derive(Debug)]
 pub struct DecisionLogger {
@@ -212,11 +276,8 @@ struct Writer {
     masker: Masker,
     /// The labels object, as JSON text.
     labels: Vec<u8>,
-    /// Mask-policy answers by event content, for the current snapshot.
-    memo: HashMap<u128, Arc<Vec<MaskRule>>>,
-    memo_generation: u64,
-    /// Whether the current snapshot's mask policy answers may be reused.
-    memo_reusable: bool,
+    /// What the writer knows of the snapshot its last event came from.
+    current: SnapshotState,
     no_rules: Arc<Vec<MaskRule>>,
     metrics: DecisionLogMetrics,
     never_drop: bool,
@@ -262,9 +323,7 @@ impl DecisionLogger {
             sink,
             masker: Masker::new(&config.mask)?,
             labels: serde_json::to_vec(&labels).unwrap_or_else(|_| b"{}".to_vec()),
-            memo: HashMap::new(),
-            memo_generation: u64::MAX,
-            memo_reusable: false,
+            current: SnapshotState::none(),
             no_rules: Arc::new(Vec::new()),
             metrics: metrics.clone(),
             never_drop: config.never_drop,
@@ -343,40 +402,48 @@ impl DecisionLogger {
 }
 
 impl Writer {
+    /// The writer's state for the snapshot `event` was decided by.
+    fn state_for(&mut self, event: &DecisionEvent) -> &mut SnapshotState {
+        if event.snapshot.generation != self.current.generation {
+            self.current = SnapshotState::of(&event.snapshot, &self.masker);
+        }
+        &mut self.current
+    }
+
     /// The mask policy's rules for `event`, reused for equal events of the
     /// same snapshot when the policy reads nothing but path, input and
     /// result (a bounded memo on this thread; no lock).
     fn policy_rules(&mut self, event: &DecisionEvent, parts: &RawParts<'_>) -> Arc<Vec<MaskRule>> {
-        let snapshot = &event.snapshot;
-        if !self.masker.policy_defined(snapshot) {
+        let state = self.state_for(event);
+        if !state.mask_policy {
             return self.no_rules.clone();
         }
-        if snapshot.generation != self.memo_generation {
-            self.memo.clear();
-            self.memo_generation = snapshot.generation;
-            self.memo_reusable = self.masker.policy_reusable(snapshot);
-        }
-        if event.error.is_some() || !self.memo_reusable {
+        if event.error.is_some() || !state.memo_reusable {
             return Arc::new(self.masker.evaluate_policy(event, parts));
         }
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        // The input is most of an event: hashed on its own, seeded with
+        // the hash of the rest (path and result, each with its length).
+        let mut rest = xxhash_rust::xxh3::Xxh3::new();
         for part in [
             event.path.as_ref_str().as_bytes(),
-            parts.input.as_deref().unwrap_or(b"-"),
             parts.result.as_deref().unwrap_or(b"-"),
         ] {
-            hasher.update(&(part.len() as u64).to_le_bytes());
-            hasher.update(part);
+            rest.update(&(part.len() as u64).to_le_bytes());
+            rest.update(part);
         }
-        let key = hasher.digest128();
-        if let Some(rules) = self.memo.get(&key) {
+        let key = xxhash_rust::xxh3::xxh3_128_with_seed(
+            parts.input.as_deref().unwrap_or(b"-"),
+            rest.digest(),
+        );
+        if let Some(rules) = state.memo.get(&key) {
             return rules.clone();
         }
         let rules = Arc::new(self.masker.evaluate_policy(event, parts));
-        if self.memo.len() >= MASK_MEMO_ENTRIES {
-            self.memo.clear();
+        let state = &mut self.current;
+        if state.memo.len() >= MASK_MEMO_ENTRIES {
+            state.memo.clear();
         }
-        self.memo.insert(key, rules.clone());
+        state.memo.insert(key, rules.clone());
         rules
     }
 
@@ -384,26 +451,29 @@ impl Writer {
     fn encode(&mut self, event: &DecisionEvent, out: &mut Vec<u8>) {
         let parts = event.raw_parts();
         let policy_rules = self.policy_rules(event, &parts);
-        match self.masker.apply(&parts, &policy_rules) {
-            None => event.write_json(
-                &self.labels,
-                parts.input.as_deref(),
-                parts.result.as_deref(),
-                &Touched::default(),
-                out,
-            ),
+        let masked = self.masker.apply(&parts, &policy_rules);
+        let fixed = FixedText {
+            labels: &self.labels,
+            bundles: &self.current.bundles,
+        };
+        let untouched = Touched::default();
+        let text = match &masked {
+            None => RawText {
+                input: parts.input.as_deref(),
+                result: parts.result.as_deref(),
+                touched: &untouched,
+            },
             Some((input, result, touched)) => {
                 let count = touched.erased.len() + touched.masked.len();
                 self.metrics.masked_fields.inc_by(count as u64);
-                event.write_json(
-                    &self.labels,
-                    input.as_deref(),
-                    result.as_deref(),
-                    &touched,
-                    out,
-                );
+                RawText {
+                    input: input.as_deref(),
+                    result: result.as_deref(),
+                    touched,
+                }
             }
-        }
+        };
+        event.write_json(fixed, text, out);
     }
 
     /// Receive, encode and write until shutdown.

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -29,34 +30,173 @@ pub fn read_parts(bytes: &[u8], tree: &ReadTree) -> Result<Value, serde_json::Er
 /// (`{"input": …}`): `Ok(None)` when the body has no `input` key or it is
 /// null. Other top-level keys are skipped.
 pub fn read_input_field(bytes: &[u8], tree: &ReadTree) -> Result<Option<Value>, serde_json::Error> {
+    read_input_member(bytes, tree).map(|member| member.value)
+}
+
+/// The `input` member of a request body, as [`read_input_member`] found
+/// it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputMember {
+    /// Its read parts; `None` when the body has no `input` key or it is
+    /// null.
+    pub value: Option<Value>,
+    /// Where its JSON text is in the body, when the parse could tell (the
+    /// keys around it were read without unescaping); `None` otherwise and
+    /// when there is no input.
+    pub text: Option<Range<usize>>,
+}
+
+/// The read parts of the `input` field of an OPA request body and where
+/// its text is. The position costs no second pass: it comes from where
+/// the parser found the keys, checked against the punctuation around them.
+pub fn read_input_member(bytes: &[u8], tree: &ReadTree) -> Result<InputMember, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = deserializer.deserialize_map(InputField(tree))?;
+    let (value, located) = deserializer.deserialize_map(InputField { tree, body: bytes })?;
     deserializer.end()?;
-    Ok(value)
+    let text = match located {
+        _ if value.is_none() => None,
+        Located::Span(span) => Some(span),
+        // The last member ends before the body's closing brace.
+        Located::From(start) => {
+            let close = bytes.iter().rposition(|b| !b.is_ascii_whitespace());
+            close
+                .filter(|&at| bytes[at] == b'}')
+                .map(|at| trim_end(bytes, at))
+                .filter(|&end| end > start)
+                .map(|end| start..end)
+        }
+        Located::Nowhere => None,
+    };
+    Ok(InputMember { value, text })
+}
+
+/// Where the `input` member's text is, as far as the keys tell.
+enum Located {
+    /// Unknown.
+    Nowhere,
+    /// It starts here and runs to the next key, which has not come yet.
+    From(usize),
+    /// Here.
+    Span(Range<usize>),
+}
+
+/// The end of the text before `at`, without the whitespace before it.
+fn trim_end(bytes: &[u8], mut at: usize) -> usize {
+    while at > 0 && bytes[at - 1].is_ascii_whitespace() {
+        at -= 1;
+    }
+    at
 }
 
 /// The body object, looking for its `input` key.
-struct InputField<'t>(&'t ReadTree);
+struct InputField<'t, 'b> {
+    tree: &'t ReadTree,
+    body: &'b [u8],
+}
 
-impl<'de> Visitor<'de> for InputField<'_> {
-    type Value = Option<Value>;
+impl InputField<'_, '_> {
+    /// Where a key the parser handed over without copying (so a slice of
+    /// the body) starts.
+    fn offset_of(&self, key: &Key<'_>) -> Option<usize> {
+        let Key::Borrowed(key) = key else {
+            return None;
+        };
+        let offset = (key.as_ptr() as usize).checked_sub(self.body.as_ptr() as usize)?;
+        (offset + key.len() <= self.body.len()).then_some(offset)
+    }
+
+    /// Where the value of the key at `key_at` (`len` bytes) starts: past
+    /// its closing quote, the colon and whitespace.
+    fn value_start(&self, key_at: usize, len: usize) -> Option<usize> {
+        let mut at = key_at + len;
+        (*self.body.get(at)? == b'"').then_some(())?;
+        at += 1;
+        while self.body.get(at)?.is_ascii_whitespace() {
+            at += 1;
+        }
+        (*self.body.get(at)? == b':').then_some(())?;
+        at += 1;
+        while self.body.get(at)?.is_ascii_whitespace() {
+            at += 1;
+        }
+        Some(at)
+    }
+
+    /// Where the value before the key at `key_at` ends: before its opening
+    /// quote, the comma and whitespace.
+    fn end_before_key(&self, key_at: usize) -> Option<usize> {
+        let quote = key_at.checked_sub(1)?;
+        (self.body[quote] == b'"').then_some(())?;
+        let comma = trim_end(self.body, quote).checked_sub(1)?;
+        (self.body[comma] == b',').then_some(())?;
+        Some(trim_end(self.body, comma))
+    }
+}
+
+/// An object key: borrowed from the body unless it had escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(key) => key,
+            Key::Owned(key) => key,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key<'de>, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(key))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(key.to_string()))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> Visitor<'de> for InputField<'_, '_> {
+    type Value = (Option<Value>, Located);
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object with an \"input\" key")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Value>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut input = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "input" {
+        let mut located = Located::Nowhere;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let key_at = self.offset_of(&key);
+            if let Located::From(start) = located {
+                located = key_at
+                    .and_then(|at| self.end_before_key(at))
+                    .filter(|&end| end > start)
+                    .map_or(Located::Nowhere, |end| Located::Span(start..end));
+            }
+            if key.as_str() == "input" {
                 // `"input": null` is no input, as in OPA.
-                input = Some(map.next_value_seed(Pruned(self.0))?)
+                input = Some(map.next_value_seed(Pruned(self.tree))?)
                     .filter(|value| !matches!(value, Value::Null));
+                located = key_at
+                    .and_then(|at| self.value_start(at, key.as_str().len()))
+                    .map_or(Located::Nowhere, Located::From);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(input)
+        Ok((input, located))
     }
 }
 
@@ -179,6 +319,46 @@ mod tests {
         assert_eq!(read_input_field(br#"{"input": null}"#, &t).unwrap(), None);
         assert!(read_input_field(br#"[1]"#, &t).is_err());
         assert!(read_input_field(br#"{"input": }"#, &t).is_err());
+    }
+
+    /// The text `read_input_member` says the input is, or `None`.
+    fn located(body: &str) -> Option<&str> {
+        let member = read_input_member(body.as_bytes(), &tree(&["x"])).unwrap();
+        member.text.map(|span| &body[span])
+    }
+
+    #[test]
+    fn the_input_text_is_located_wherever_it_is() {
+        assert_eq!(located(r#"{"input": {"x": 1}}"#), Some(r#"{"x": 1}"#));
+        assert_eq!(
+            located(
+                " {\n \"a\": [1, \"input\"] ,\n \"input\" :\t[1, {\"y\": \"}\"}] \n, \"z\": {} }\n"
+            ),
+            Some(r#"[1, {"y": "}"}]"#)
+        );
+        assert_eq!(located(r#"{"input":"s","b":1}"#), Some(r#""s""#));
+        assert_eq!(located(r#"{"b":1,"input":  -2.5e1  }"#), Some("-2.5e1"));
+        assert_eq!(
+            located(r#"{"input": 1, "input": {"x": 2}}"#),
+            Some(r#"{"x": 2}"#),
+            "the last input counts, as for the value"
+        );
+    }
+
+    #[test]
+    fn the_input_text_is_not_guessed() {
+        // No input, or null input: nothing to locate.
+        assert_eq!(located(r#"{"b": 1}"#), None);
+        assert_eq!(located(r#"{"input": null, "b": 1}"#), None);
+        // An escaped key is unescaped by the parser: its place is unknown.
+        assert_eq!(located(r#"{"\u0069nput": {"x": 1}}"#), None);
+        assert_eq!(located(r#"{"input": {"x": 1}, "\u0062": 2}"#), None);
+        // The value is still read in each case.
+        let member = read_input_member(br#"{"\u0069nput": {"x": 1}}"#, &tree(&["x"])).unwrap();
+        assert_eq!(
+            member.value,
+            Some(Value::from_json_str(r#"{"x": 1}"#).unwrap())
+        );
     }
 
     #[test]
