@@ -155,6 +155,44 @@ async fn evaluation_errors_are_logged_with_the_error() {
     assert!(events[0].get("result").is_none());
 }
 
+#[tokio::test]
+async fn the_logged_input_is_the_input_wherever_the_body_puts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("decisions.jsonl");
+    let log_file = file.clone();
+    let server = TestServer::start_with(move |c| {
+        c.decision_logs.enabled = true;
+        c.decision_logs.sink = DecisionLogSink::File;
+        c.decision_logs.file.path = log_file;
+    })
+    .await;
+    let input =
+        json!({"team": "payments", "note": "a \"quoted\" }, ] brace", "n": [1, {"m": null}]});
+    let bodies = [
+        // First, middle and last member; whitespace and line breaks around.
+        format!(r#"{{"input": {input}, "other": [1, {{"input": 2}}]}}"#),
+        format!("{{ \"a\": \"input\" ,\n  \"input\"\t:\n {input:#} ,\n \"z\": {{}} }}\n"),
+        format!(r#"{{"other": "}}", "input":{input}}}"#),
+        // An escaped key: the parser unescapes it, so the writer finds it.
+        format!(r#"{{"\u0069nput": {input}, "\u007a": 1}}"#),
+        // Null input is no input.
+        r#"{"input": null, "x": 1}"#.to_string(),
+    ];
+    for body in &bodies {
+        let (status, _) = server
+            .post("/v1/data/provisioning/decision", body.clone())
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    server.stop().await;
+    let events = read_events(&file);
+    assert_eq!(events.len(), bodies.len());
+    for (event, body) in events.iter().zip(&bodies[..4]) {
+        assert_eq!(event["input"], input, "{body}");
+    }
+    assert!(events[4].get("input").is_none(), "null input is no input");
+}
+
 /// A collector that takes gzip-compressed JSON arrays, and fails the first
 /// `fail_first` uploads (503), or every upload when it is `usize::MAX`.
 #[derive(Clone, Default)]

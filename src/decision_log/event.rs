@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value as Json};
 
 use super::mask::Touched;
-use super::{locate, text};
+use super::text;
 
 use crate::engine::input::InputMember;
 use crate::engine::{DataPath, Value};
@@ -222,14 +222,27 @@ pub struct RawParts<'a> {
     pub result: Option<Cow<'a, [u8]>>,
 }
 
+/// The text of a body its handler has parsed as one JSON value, without
+/// the whitespace around it: `None` when there is none or it is not UTF-8
+/// (a parse does not check UTF-8 in strings it skips). Nothing else needs
+/// checking: the handler's parse did that.
+fn trimmed_text(body: &[u8]) -> Option<&[u8]> {
+    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    let end = body.iter().rposition(|b| !b.is_ascii_whitespace())? + 1;
+    let text = &body[start..end];
+    std::str::from_utf8(text).is_ok().then_some(text)
+}
+
 fn undecodable_bytes(err: serde_json::Error) -> Vec<u8> {
     serde_json::to_vec(&undecodable(err)).unwrap_or_default()
 }
 
 impl DecisionEvent {
     /// The input and result as JSON text, taken from the request bytes
-    /// (which the handler has parsed) by a structural scan, or by a
-    /// validating one when that cannot tell (no tree is built either way).
+    /// (which the handler has parsed): an input's own text is only
+    /// trimmed; a whole v1 body, logged when its parse could not locate
+    /// the input (escaped keys), gets a validating scan (no tree is built
+    /// either way).
     pub fn raw_parts(&self) -> RawParts<'_> {
         #[derive(serde::Deserialize)]
         struct Wrapper<'a> {
@@ -238,19 +251,16 @@ impl DecisionEvent {
         }
         let input = match &self.input {
             LoggedInput::None => None,
-            LoggedInput::Body(bytes) => Some(match locate::whole_value(bytes) {
+            LoggedInput::Body(bytes) => Some(match trimmed_text(bytes) {
                 Some(text) => Cow::Borrowed(text),
                 None => match serde_json::from_slice::<&RawValue>(bytes) {
                     Ok(raw) => Cow::Borrowed(raw.get().as_bytes()),
                     Err(err) => Cow::Owned(undecodable_bytes(err)),
                 },
             }),
-            LoggedInput::InputMember(bytes) => match locate::input_member(bytes) {
-                Some(text) => text.map(Cow::Borrowed),
-                None => match serde_json::from_slice::<Wrapper>(bytes) {
-                    Ok(wrapper) => wrapper.input.map(|raw| Cow::Borrowed(raw.get().as_bytes())),
-                    Err(err) => Some(Cow::Owned(undecodable_bytes(err))),
-                },
+            LoggedInput::InputMember(bytes) => match serde_json::from_slice::<Wrapper>(bytes) {
+                Ok(wrapper) => wrapper.input.map(|raw| Cow::Borrowed(raw.get().as_bytes())),
+                Err(err) => Some(Cow::Owned(undecodable_bytes(err))),
             },
             LoggedInput::Value(value) => Some(Cow::Owned(
                 serde_json::to_vec(value).unwrap_or_else(undecodable_bytes),
@@ -361,5 +371,22 @@ impl DecisionEvent {
             .collect();
         event.insert("bundles".into(), Json::Object(bundles));
         Value::from(Json::Object(event))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parsed_body_is_only_trimmed() {
+        assert_eq!(
+            trimmed_text(b" \n{\"a\": [1, \"]\"]}\r\n"),
+            Some(&br#"{"a": [1, "]"]}"#[..])
+        );
+        assert_eq!(trimmed_text(b"  42 "), Some(&b"42"[..]));
+        assert_eq!(trimmed_text(b"   "), None);
+        assert_eq!(trimmed_text(b""), None);
+        assert_eq!(trimmed_text(b"\"\xc3\""), None, "not UTF-8");
     }
 }

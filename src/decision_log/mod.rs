@@ -10,7 +10,6 @@
 //! encodes, masks and writes; a failed write is retried with backoff.
 
 pub mod event;
-mod locate;
 pub mod mask;
 pub mod sink;
 mod text;
