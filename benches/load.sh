@@ -111,10 +111,20 @@ for c in $CONCURRENCIES; do
       'BEGIN {printf "%-11s %4s %10.0f %9.1f %9.1f %10.2f %10.2f %10.2f\n", t, c, r, p, q, r/fr, p/fp, q/fq}'
   done
 done
+for c in $CONCURRENCIES; do
+  for t in $targets; do
+    echo "$t c=$c req/s per round: $(awk -v t="$t" -v c="$c" '$1==t && $2==c {printf "%.0f ", $3}' "$results")"
+  done
+done
 if [ "$DECISION_LOG" = 1 ]; then
   for c in $CONCURRENCIES; do
     awk -v c="$c" -v a="$(stat portcullis "$c" 3)" -v b="$(stat logged "$c" 3)" \
       'BEGIN {printf "decision log to file, c=%s: throughput %.3f of unlogged (cost %.1f %%)\n", c, b/a, (1-b/a)*100}'
+    # Each round runs the two back to back, so the ratio within a round is
+    # less exposed to the machine's drift than the ratio of medians.
+    ratios=$(paste <(awk -v c="$c" '$1=="portcullis" && $2==c {print $3}' "$results") \
+      <(awk -v c="$c" '$1=="logged" && $2==c {print $3}' "$results") | awk '{printf "%.3f\n", $2/$1}')
+    echo "  logged/unlogged per round: $(echo "$ratios" | tr '\n' ' ')median $(echo "$ratios" | median)"
   done
   echo "events logged: $(wc -l <"$log_dir/decisions.jsonl") (+ rotated: $(ls "$log_dir" | wc -l) files)"
   rm -rf "$log_dir"
