@@ -423,20 +423,18 @@ impl Writer {
         if event.error.is_some() || !state.memo_reusable {
             return Arc::new(self.masker.evaluate_policy(event, parts));
         }
-        // The input is most of an event: hashed on its own, seeded with
-        // the hash of the rest (path and result, each with its length).
-        let mut rest = xxhash_rust::xxh3::Xxh3::new();
+        // 128 bits over all three, each with its length: a collision would
+        // apply another event's masks, so the key is not shortened.
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         for part in [
             event.path.as_ref_str().as_bytes(),
+            parts.input.as_deref().unwrap_or(b"-"),
             parts.result.as_deref().unwrap_or(b"-"),
         ] {
-            rest.update(&(part.len() as u64).to_le_bytes());
-            rest.update(part);
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
         }
-        let key = xxhash_rust::xxh3::xxh3_128_with_seed(
-            parts.input.as_deref().unwrap_or(b"-"),
-            rest.digest(),
-        );
+        let key = hasher.digest128();
         if let Some(rules) = state.memo.get(&key) {
             return rules.clone();
         }
