@@ -346,6 +346,50 @@ mod tests {
     }
 
     #[test]
+    fn the_input_text_is_located_under_any_layout() {
+        // Bodies with the input first, between or last among other
+        // members, with whitespace of every JSON kind between every token
+        // (a fixed pseudo-random sequence, so failures repeat).
+        let inputs = [
+            r#"{"x": 1, "s": "a,\"}\" :", "n": [true, null, {"k": []}]}"#,
+            r#"[1, "input", {"input": 2}]"#,
+            r#""text with \u0022 escapes""#,
+            "-12.5e-3",
+            "false",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut space = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            [" ", "", "\n", "\t", "\r\n ", ""][(state >> 33) as usize % 6]
+        };
+        for input in inputs {
+            for position in 0..3 {
+                for _ in 0..20 {
+                    let mut members = vec![
+                        format!("\"a\"{}:{}[1,{}2]", space(), space(), space()),
+                        format!("\"b\"{}:{}{{\"input\":{}0}}", space(), space(), space()),
+                    ];
+                    members.insert(position, format!("\"input\"{}:{}{input}", space(), space()));
+                    let separator = format!("{},{}", space(), space());
+                    let body = format!(
+                        "{}{{{}{}{}}}{}",
+                        space(),
+                        space(),
+                        members.join(&separator),
+                        space(),
+                        space()
+                    );
+                    let member = read_input_member(body.as_bytes(), &tree(&["x"])).unwrap();
+                    let text = &body[member.text.clone().expect("located")];
+                    assert_eq!(text, input, "in {body:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_input_text_is_not_guessed() {
         // No input, or null input: nothing to locate.
         assert_eq!(located(r#"{"b": 1}"#), None);
