@@ -11,13 +11,13 @@
 //! not hashed at all (which of the two values wins is the parser's choice,
 //! so it is never cached).
 
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use xxhash_rust::xxh3::{xxh3_128_with_seed, Xxh3};
 
+use crate::engine::input::KeyText;
 #[cfg(test)]
 use crate::engine::reads::InputReads;
 use crate::engine::reads::ReadTree;
@@ -301,31 +301,6 @@ impl<'de> Visitor<'de> for Node<'_> {
                 Ok(hasher.digest128())
             }
         }
-    }
-}
-
-/// An object key, borrowed from the body when it has no escapes.
-struct KeyText<'de>(Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for KeyText<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = KeyText<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<KeyText<'de>, E> {
-                Ok(KeyText(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<KeyText<'de>, E> {
-                Ok(KeyText(Cow::Owned(v.to_string())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<KeyText<'de>, E> {
-                Ok(KeyText(Cow::Owned(v)))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
     }
 }
 

@@ -8,6 +8,7 @@
 //! read subtree (that is what the analysis guarantees, over-approximating
 //! wherever it cannot tell).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -97,8 +98,8 @@ struct InputField<'t, 'b> {
 impl InputField<'_, '_> {
     /// Where a key the parser handed over without copying (so a slice of
     /// the body) starts.
-    fn offset_of(&self, key: &Key<'_>) -> Option<usize> {
-        let Key::Borrowed(key) = key else {
+    fn offset_of(&self, key: &KeyText<'_>) -> Option<usize> {
+        let Cow::Borrowed(key) = &key.0 else {
             return None;
         };
         let offset = (key.as_ptr() as usize).checked_sub(self.body.as_ptr() as usize)?;
@@ -133,34 +134,26 @@ impl InputField<'_, '_> {
     }
 }
 
-/// An object key: borrowed from the body unless it had escapes.
-enum Key<'de> {
-    Borrowed(&'de str),
-    Owned(String),
-}
+/// An object key, borrowed from the body when it has no escapes (serde's
+/// own `Cow<str>` always copies).
+pub(crate) struct KeyText<'de>(pub(crate) Cow<'de, str>);
 
-impl Key<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Key::Borrowed(key) => key,
-            Key::Owned(key) => key,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key<'de>, D::Error> {
+impl<'de> Deserialize<'de> for KeyText<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct KeyVisitor;
         impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
+            type Value = KeyText<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object key")
             }
-            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key::Borrowed(key))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<KeyText<'de>, E> {
+                Ok(KeyText(Cow::Borrowed(v)))
             }
-            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
-                Ok(Key::Owned(key.to_string()))
+            fn visit_str<E>(self, v: &str) -> Result<KeyText<'de>, E> {
+                Ok(KeyText(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<KeyText<'de>, E> {
+                Ok(KeyText(Cow::Owned(v)))
             }
         }
         deserializer.deserialize_str(KeyVisitor)
@@ -177,7 +170,7 @@ impl<'de> Visitor<'de> for InputField<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut input = None;
         let mut located = Located::Nowhere;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
+        while let Some(key) = map.next_key::<KeyText<'de>>()? {
             let key_at = self.offset_of(&key);
             if let Located::From(start) = located {
                 located = key_at
@@ -185,12 +178,12 @@ impl<'de> Visitor<'de> for InputField<'_, '_> {
                     .filter(|&end| end > start)
                     .map_or(Located::Nowhere, |end| Located::Span(start..end));
             }
-            if key.as_str() == "input" {
+            if key.0 == "input" {
                 // `"input": null` is no input, as in OPA.
                 input = Some(map.next_value_seed(Pruned(self.tree))?)
                     .filter(|value| !matches!(value, Value::Null));
                 located = key_at
-                    .and_then(|at| self.value_start(at, key.as_str().len()))
+                    .and_then(|at| self.value_start(at, key.0.len()))
                     .map_or(Located::Nowhere, Located::From);
             } else {
                 map.next_value::<IgnoredAny>()?;
