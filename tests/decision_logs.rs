@@ -129,8 +129,9 @@ async fn every_decision_is_logged_to_the_file_in_opa_schema_with_masks_applied()
     assert!(ids.contains(&&batch["responses"]["b"]["decision_id"]));
 }
 
-#[tokio::test]
-async fn evaluation_errors_are_logged_with_the_error() {
+/// A server logging every decision to a file in a temporary directory
+/// (kept while the returned handle lives).
+async fn logging_to_a_file() -> (tempfile::TempDir, std::path::PathBuf, TestServer) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("decisions.jsonl");
     let log_file = file.clone();
@@ -140,6 +141,12 @@ async fn evaluation_errors_are_logged_with_the_error() {
         c.decision_logs.file.path = log_file;
     })
     .await;
+    (dir, file, server)
+}
+
+#[tokio::test]
+async fn evaluation_errors_are_logged_with_the_error() {
+    let (_dir, file, server) = logging_to_a_file().await;
     let (status, body) = server
         .post(
             "/v1/data/edge/conflict",
@@ -157,15 +164,7 @@ async fn evaluation_errors_are_logged_with_the_error() {
 
 #[tokio::test]
 async fn the_logged_input_is_the_input_wherever_the_body_puts_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("decisions.jsonl");
-    let log_file = file.clone();
-    let server = TestServer::start_with(move |c| {
-        c.decision_logs.enabled = true;
-        c.decision_logs.sink = DecisionLogSink::File;
-        c.decision_logs.file.path = log_file;
-    })
-    .await;
+    let (_dir, file, server) = logging_to_a_file().await;
     let input =
         json!({"team": "payments", "note": "a \"quoted\" }, ] brace", "n": [1, {"m": null}]});
     let bodies = [
