@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 /// A path into the `data` document. Segments that are whole numbers index
 /// arrays, as in OPA (`/v1/data/servers/0`).
-/// Cheap to clone (one reference count): requests hand their path to
-/// the cache, the decision log and the tracing span.
+/// Cheap to clone (one reference count): a logged decision hands its
+/// path to the decision-log writer without copying each segment.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DataPath(Arc<Parts>);
 
