@@ -36,7 +36,16 @@ fn bundles_with_teams(n: usize) -> Vec<Bundle> {
             }),
         );
     }
-    bundles[1].data["platform"]["teams"] = serde_json::Value::Object(teams);
+    let platform = bundles[1]
+        .data
+        .as_object_mut()
+        .unwrap()
+        .get_mut(&Value::from("platform"))
+        .unwrap();
+    platform.as_object_mut().unwrap().insert(
+        Value::from("teams"),
+        Value::from(serde_json::Value::Object(teams)),
+    );
     bundles
 }
 

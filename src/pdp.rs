@@ -238,17 +238,25 @@ fn build_with_pushed(
     dirs: &[PathBuf],
     options: &EngineOptions,
     load: &LoadOptions,
-    pushed: Option<Bundle>,
+    pushed: Option<&Pushed>,
     previous: Option<&Value>,
 ) -> Result<Prepared, LoadError> {
     if dirs.is_empty() {
         return Err(LoadError::NoBundles);
     }
+    // Data equal to `previous` (the serving snapshot's) is shared with it
+    // as it is read, so the old and the new snapshot do not each hold a
+    // copy, and no JSON tree of a data file is ever built.
     let mut bundles = dirs
         .iter()
-        .map(|dir| bundle::load_verified(dir, load.verifier.as_deref()))
+        .map(|dir| bundle::load_sharing(dir, load.verifier.as_deref(), previous))
         .collect::<Result<Vec<_>, _>>()?;
-    bundles.extend(pushed);
+    if let Some(pushed) = pushed {
+        let pushed = pushed
+            .as_bundle(previous)
+            .map_err(|err| CompileError::Data(format!("pushed data: {err}")))?;
+        bundles.extend(pushed);
+    }
     bundle::check_disjoint_roots(&bundles)?;
     if load.self_test {
         self_test(&bundles, options)?;
@@ -257,9 +265,7 @@ fn build_with_pushed(
         Tests::Include => bundles,
         Tests::Exclude => bundles.into_iter().map(Bundle::without_tests).collect(),
     };
-    // Data equal to `previous` (the serving snapshot's) is shared with it,
-    // so the old and the new snapshot do not each hold a copy.
-    let policies = PolicySet::compile_replacing(&mut bundles, previous, options.clone())?;
+    let policies = PolicySet::compile_taking_data(&mut bundles, options.clone())?;
     // The bundles' data was consumed by the compile: the templates see the
     // inventory as the compiled data holds it (shared, not a second copy).
     let inventory = &policies.data()[gatekeeper::INVENTORY_ROOT];
@@ -392,7 +398,7 @@ impl DecisionPoint {
             &self.sources,
             &self.options,
             &self.load,
-            pushed.as_bundle(),
+            Some(pushed),
             self.snapshot().map(|s| s.policies.data()).as_ref(),
         );
         match built {

@@ -5,6 +5,7 @@
 //! Optionally persisted to a JSON file, written atomically after every
 //! successful write and read back at start.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 use crate::bundle::{Bundle, Manifest, PolicyFile, RegoVersion, Root};
+use crate::engine::{shared_data, Value};
 
 /// The name of the in-memory bundle pushed data is served from.
 pub const PUSHED_BUNDLE: &str = "pushed";
@@ -209,11 +211,13 @@ impl Pushed {
 
     /// The pushed document and policies as a bundle (roots: the data paths
     /// written and the policies' packages), or `None` when nothing is
-    /// pushed.
-    pub fn as_bundle(&self) -> Option<Bundle> {
+    /// pushed. Its data shares every part equal to `previous` (the serving
+    /// revision's whole data document) with it.
+    pub fn as_bundle(&self, previous: Option<&Value>) -> Result<Option<Bundle>, serde_json::Error> {
         if self.roots.is_empty() && self.policies.is_empty() {
-            return None;
+            return Ok(None);
         }
+        let data = shared_data::convert(Cow::Owned(Json::Object(self.data.clone())), previous)?;
         let mut roots = Pushed::default();
         for root in self
             .roots
@@ -222,7 +226,7 @@ impl Pushed {
         {
             roots.add_root(root);
         }
-        Some(Bundle {
+        Ok(Some(Bundle {
             name: PUSHED_BUNDLE.to_string(),
             location: PathBuf::from("(pushed through the API)"),
             manifest: Manifest {
@@ -240,9 +244,9 @@ impl Pushed {
                     rego_version: RegoVersion::V1,
                 })
                 .collect(),
-            data: Json::Object(self.data.clone()),
+            data,
             gatekeeper: Vec::new(),
-        })
+        }))
     }
 
     /// Read a persisted document (none when the file does not exist).

@@ -7,7 +7,10 @@
 //!
 //! A [`Bundle`] is what one bundle holds after every file has been read,
 //! parsed as data and checked against the manifest's roots. Policy files are
-//! kept as text; compiling them is the engine's job.
+//! kept as text; compiling them is the engine's job. Data files are parsed
+//! straight into engine values (no JSON tree in between), sharing every part
+//! equal to the serving revision's data when one is given
+//! ([`load_sharing`]).
 
 mod data;
 mod error;
@@ -17,6 +20,8 @@ pub mod signing;
 mod tarball;
 
 use std::path::{Path, PathBuf};
+
+use crate::engine::Value;
 
 pub use data::merge_at;
 pub use error::BundleError;
@@ -49,8 +54,9 @@ pub struct Bundle {
     pub manifest: Manifest,
     /// Every policy file, sorted by path.
     pub policies: Vec<PolicyFile>,
-    /// The bundle's data document (all data files merged), always an object.
-    pub data: serde_json::Value,
+    /// The bundle's data document (all data files merged), always an
+    /// object, as engine values.
+    pub data: Value,
     /// YAML files holding Gatekeeper ConstraintTemplates or Constraints,
     /// sorted by path; the `gatekeeper` module interprets them.
     pub gatekeeper: Vec<GatekeeperFile>,
@@ -100,7 +106,7 @@ pub fn combine(
         location: PathBuf::from(name),
         manifest: Manifest::default(),
         policies: Vec::new(),
-        data: serde_json::Value::Object(serde_json::Map::new()),
+        data: Value::new_object(),
         gatekeeper: Vec::new(),
     };
     let mut roots: Option<Vec<String>> = Some(Vec::new());
@@ -161,14 +167,26 @@ pub fn load(path: &Path) -> Result<Bundle, BundleError> {
 /// Read a bundle and, when `verifier` is given, refuse it unless its
 /// `.signatures.json` verifies every file.
 pub fn load_verified(path: &Path, verifier: Option<&Verifier>) -> Result<Bundle, BundleError> {
+    load_sharing(path, verifier, None)
+}
+
+/// [`load_verified`], for a reload: every part of the bundle's data equal
+/// to the part at the same place in `previous` (the serving revision's
+/// whole data document) is taken from `previous`, so unchanged data is held
+/// once while both revisions are alive.
+pub fn load_sharing(
+    path: &Path,
+    verifier: Option<&Verifier>,
+    previous: Option<&Value>,
+) -> Result<Bundle, BundleError> {
     let meta = std::fs::metadata(path).map_err(|source| BundleError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     if meta.is_dir() {
-        load_dir_verified(path, verifier)
+        load_dir_sharing(path, verifier, previous)
     } else {
-        tarball::load_tarball(path, verifier)
+        tarball::load_tarball(path, verifier, previous)
     }
 }
 
@@ -181,10 +199,14 @@ pub fn load_verified(path: &Path, verifier: Option<&Verifier>) -> Result<Bundle,
 /// data files and YAML files holding Gatekeeper templates or constraints are
 /// ignored.
 pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
-    load_dir_verified(dir, None)
+    load_dir_sharing(dir, None, None)
 }
 
-fn load_dir_verified(dir: &Path, verifier: Option<&Verifier>) -> Result<Bundle, BundleError> {
+fn load_dir_sharing(
+    dir: &Path,
+    verifier: Option<&Verifier>,
+    previous: Option<&Value>,
+) -> Result<Bundle, BundleError> {
     let meta = std::fs::metadata(dir).map_err(|source| BundleError::Io {
         path: dir.to_path_buf(),
         source,
@@ -215,7 +237,7 @@ fn load_dir_verified(dir: &Path, verifier: Option<&Verifier>) -> Result<Bundle, 
             text: read_text(entry.path())?,
         });
     }
-    assemble(bundle_name(dir), dir, files, verifier)
+    assemble(bundle_name(dir), dir, files, verifier, previous)
 }
 
 /// Whether a file name is one a bundle may be made of. YAML files other
@@ -245,12 +267,14 @@ fn holds_gatekeeper_objects(text: &str) -> bool {
 }
 
 /// Interpret a bundle's files: manifest, policies, data merged by directory,
-/// everything checked against the roots. `location` names the bundle in errors.
+/// everything checked against the roots. `location` names the bundle in errors;
+/// data shares what it can with `previous` ([`load_sharing`]).
 pub(crate) fn assemble(
     name: String,
     location: &Path,
     mut files: Vec<RawFile>,
     verifier: Option<&Verifier>,
+    previous: Option<&Value>,
 ) -> Result<Bundle, BundleError> {
     files.retain(|f| {
         let file_name = f.path.rsplit('/').next().unwrap_or(&f.path);
@@ -277,7 +301,7 @@ pub(crate) fn assemble(
     let roots = manifest.roots();
     let mut policies = Vec::new();
     let mut gatekeeper = Vec::new();
-    let mut data = serde_json::Value::Object(serde_json::Map::new());
+    let mut data = Value::new_object();
     for file in files {
         let file_name = file
             .path
@@ -294,16 +318,17 @@ pub(crate) fn assemble(
             });
         } else if DATA_FILES.contains(&file_name.as_str()) {
             let shown = file_path(&file.path);
-            let value = if file_name == "data.json" {
-                data::parse_json(&file.text, &shown)?
-            } else {
-                data::parse_yaml(&file.text, &shown)?
-            };
             let dir_segments: Vec<String> = file
                 .path
                 .rsplit_once('/')
                 .map(|(dir, _)| dir.split('/').map(str::to_string).collect())
                 .unwrap_or_default();
+            let previous = previous.map(|data| data::value_at(data, &dir_segments));
+            let value = if file_name == "data.json" {
+                data::parse_json(&file.text, &shown, previous)?
+            } else {
+                data::parse_yaml(&file.text, &shown, previous)?
+            };
             roots::check_data_within(&roots, &dir_segments, &value, &shown)?;
             merge_at(&mut data, &dir_segments, value, &shown)?;
         } else if is_yaml(&file_name) {
@@ -363,6 +388,33 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_shares_unchanged_data_with_the_serving_revision() {
+        use crate::engine::shared_data::reused;
+        let tmp = tempfile::tempdir().unwrap();
+        write(
+            tmp.path(),
+            "teams/data.json",
+            r#"{"a": {"cpu": 4}, "b": {"cpu": 8}}"#,
+        );
+        write(tmp.path(), "classes/data.yaml", "- dev\n- prod\n");
+        let serving = load_dir(tmp.path()).unwrap().data;
+        let again = load_sharing(tmp.path(), None, Some(&serving)).unwrap().data;
+        assert_eq!(again, serving);
+        assert!(reused(&again["teams"], &serving["teams"]));
+        assert!(reused(&again["classes"], &serving["classes"]));
+        write(
+            tmp.path(),
+            "teams/data.json",
+            r#"{"a": {"cpu": 4}, "b": {"cpu": 16}}"#,
+        );
+        let changed = load_sharing(tmp.path(), None, Some(&serving)).unwrap().data;
+        assert_eq!(changed["teams"]["b"]["cpu"], Value::from(16));
+        assert!(!reused(&changed["teams"], &serving["teams"]));
+        assert!(reused(&changed["teams"]["a"], &serving["teams"]["a"]));
+        assert!(reused(&changed["classes"], &serving["classes"]));
+    }
+
+    #[test]
     fn data_files_merge_at_their_directory() {
         let tmp = tempfile::tempdir().unwrap();
         write(tmp.path(), "data.json", r#"{"top": 1}"#);
@@ -376,10 +428,10 @@ mod tests {
         let bundle = load_dir(tmp.path()).unwrap();
         assert_eq!(
             bundle.data,
-            serde_json::json!({
+            Value::from(serde_json::json!({
                 "top": 1,
                 "teams": {"payments": {"lead": "ana"}, "quota": {"payments": {"cpu": 4}}}
-            })
+            }))
         );
         assert_eq!(bundle.policies.len(), 1);
         assert_eq!(bundle.policies[0].path, "policy/a.rego");
@@ -480,7 +532,7 @@ mod tests {
         let paths: Vec<&str> = bundle.gatekeeper.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["constraints/c.yml", "templates/t.yaml"]);
         assert!(bundle.gatekeeper[1].shown.ends_with("templates/t.yaml"));
-        assert_eq!(bundle.data, serde_json::json!({}));
+        assert_eq!(bundle.data, Value::new_object());
     }
 
     #[test]

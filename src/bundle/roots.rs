@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::{Bundle, BundleError};
+use crate::engine::Value;
 
 /// One root, as path segments (`"teams/quota"` → `["teams", "quota"]`).
 /// The empty root owns the whole tree.
@@ -58,7 +59,7 @@ pub fn within_roots(roots: &[Root], path: &[String]) -> bool {
 pub fn check_data_within(
     roots: &[Root],
     base: &[String],
-    value: &serde_json::Value,
+    value: &Value,
     file: &Path,
 ) -> Result<(), BundleError> {
     let mut path = base.to_vec();
@@ -68,7 +69,7 @@ pub fn check_data_within(
 fn check_rec(
     roots: &[Root],
     path: &mut Vec<String>,
-    value: &serde_json::Value,
+    value: &Value,
     file: &Path,
 ) -> Result<(), BundleError> {
     if within_roots(roots, path) {
@@ -76,9 +77,12 @@ fn check_rec(
     }
     let above_some_root = roots.iter().any(|r| r.is_strictly_below(path));
     match value {
-        serde_json::Value::Object(map) if above_some_root => {
-            for (key, child) in map {
-                path.push(key.clone());
+        Value::Object(map) if above_some_root => {
+            for (key, child) in map.iter() {
+                path.push(
+                    key.as_string()
+                        .map_or_else(|_| key.to_string(), |k| k.to_string()),
+                );
                 check_rec(roots, path, child, file)?;
                 path.pop();
             }

@@ -11,12 +11,18 @@ use flate2::write::GzEncoder;
 
 use super::signing::{self, KeyConfig, SIGNATURES_FILE};
 use super::{assemble, is_bundle_file, Bundle, BundleError, RawFile, Verifier};
+use crate::engine::Value;
 
 /// The largest uncompressed bundle read, in bytes (all members together).
 pub const MAX_UNCOMPRESSED_BYTES: u64 = 1 << 30;
 
-/// Read a bundle from a `.tar.gz` file.
-pub fn load_tarball(path: &Path, verifier: Option<&Verifier>) -> Result<Bundle, BundleError> {
+/// Read a bundle from a `.tar.gz` file, sharing data with `previous`
+/// ([`super::load_sharing`]).
+pub fn load_tarball(
+    path: &Path,
+    verifier: Option<&Verifier>,
+    previous: Option<&Value>,
+) -> Result<Bundle, BundleError> {
     let file = std::fs::File::open(path).map_err(|source| BundleError::Io {
         path: path.to_path_buf(),
         source,
@@ -59,7 +65,7 @@ pub fn load_tarball(path: &Path, verifier: Option<&Verifier>) -> Result<Bundle, 
         })?;
         files.push(RawFile { path: member, text });
     }
-    assemble(tarball_name(path), path, files, verifier)
+    assemble(tarball_name(path), path, files, verifier, previous)
 }
 
 /// A member path without its leading `/` or `./`; `None` if it climbs out

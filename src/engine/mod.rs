@@ -18,7 +18,6 @@ pub mod shared_data;
 pub mod testing;
 mod vm;
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -128,34 +127,32 @@ impl PolicySet {
         extra: Option<Value>,
         options: EngineOptions,
     ) -> Result<PolicySet, CompileError> {
-        let data = bundles.iter().map(|b| Cow::Borrowed(&b.data)).collect();
-        PolicySet::build(bundles, data, extra, None, options)
+        // Engine values are reference-counted: these clones are shallow.
+        let data = bundles.iter().map(|b| b.data.clone()).collect();
+        PolicySet::build(bundles, data, extra, options)
     }
 
-    /// Compile bundles to replace a serving set, for a reload. Each
-    /// bundle's data is taken out of it (left `null`) and freed part by
-    /// part as it is converted, and every part equal to the same part of
-    /// `previous` (the replaced set's [`PolicySet::data`]) is taken from
-    /// `previous` instead: unchanged data is held once, not twice, while
-    /// both sets are alive ([`shared_data`]).
-    pub fn compile_replacing(
+    /// [`PolicySet::compile`], taking each bundle's data out of it (left
+    /// `null`), so the compiled set is the only holder of the data. A
+    /// reload reads its bundles sharing with the serving revision's data
+    /// ([`crate::bundle::load_sharing`]), so what is unchanged is held once
+    /// while both sets are alive.
+    pub fn compile_taking_data(
         bundles: &mut [Bundle],
-        previous: Option<&Value>,
         options: EngineOptions,
     ) -> Result<PolicySet, CompileError> {
         let data = bundles
             .iter_mut()
-            .map(|b| Cow::Owned(std::mem::take(&mut b.data)))
+            .map(|b| std::mem::replace(&mut b.data, Value::Null))
             .collect();
-        PolicySet::build(bundles, data, None, previous, options)
+        PolicySet::build(bundles, data, None, options)
     }
 
     /// Compile `bundles` with `data[i]` as bundle `i`'s data.
     fn build(
         bundles: &[Bundle],
-        data: Vec<Cow<'_, serde_json::Value>>,
+        data: Vec<Value>,
         extra: Option<Value>,
-        previous: Option<&Value>,
         options: EngineOptions,
     ) -> Result<PolicySet, CompileError> {
         let timer = ExecutionTimerConfig {
@@ -188,11 +185,7 @@ impl PolicySet {
         if !errors.is_empty() {
             return Err(CompileError::Policies(errors));
         }
-        for (bundle, document) in bundles.iter().zip(data) {
-            // No second copy of a large data tree is made on the way; what is
-            // unchanged is shared with `previous`.
-            let data = shared_data::convert(document, previous)
-                .map_err(|err| CompileError::Data(format!("bundle {}: {err}", bundle.name)))?;
+        for (bundle, data) in bundles.iter().zip(data) {
             engine
                 .add_data(data)
                 .map_err(|err| CompileError::Data(format!("bundle {}: {err}", bundle.name)))?;
@@ -459,7 +452,7 @@ pub(crate) mod tests {
                     rego_version: RegoVersion::V1,
                 })
                 .collect(),
-            data,
+            data: Value::from(data),
             gatekeeper: Vec::new(),
         }
     }

@@ -3,19 +3,190 @@
 //!
 //! A reload builds the new snapshot while the old one keeps serving, so
 //! without sharing both copies of the data are resident at once, and a
-//! bundle with 10 MB of JSON data (a few hundred MB as engine values) would
-//! roughly double the process's memory on every reload. Engine values are
+//! bundle with 10 MB of JSON data (about 45 MB as engine values) would
+//! roughly double the data's memory on every reload. Engine values are
 //! reference-counted and never mutated in place once shared, so an equal
 //! subtree of the previous revision can be used as is: data that did not
 //! change costs nothing, and data that changed costs only the changed
 //! subtrees (and the objects on the path to them).
+//!
+//! `data.json` files are parsed straight into engine values
+//! ([`parse_json`]), with no JSON tree in between (a JSON tree of 10 MB of
+//! data is about 95 MB). YAML files and documents pushed through the API,
+//! which arrive as JSON trees, are converted ([`convert`]).
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
 
-use serde::Deserialize;
+use regorus::Rc;
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 
+use super::input::KeyText;
 use super::Value;
+
+/// Parse JSON `text` straight into an engine value, taking every subtree
+/// that equals the one at the same place in `previous` from `previous`.
+///
+/// No JSON tree is built on the way, so parsing a data file costs its
+/// engine values and nothing more: a part equal to `previous` is dropped as
+/// soon as it is read, and only changed parts stay. Object keys are shared
+/// within the document (see [`KeyTable`]), and objects are stored compact.
+pub fn parse_json(text: &str, previous: Option<&Value>) -> Result<Value, serde_json::Error> {
+    let mut keys = KeyTable::default();
+    let mut parser = serde_json::Deserializer::from_str(text);
+    let value = Sharing {
+        previous,
+        keys: &mut keys,
+    }
+    .deserialize(&mut parser)?;
+    parser.end()?;
+    Ok(value)
+}
+
+/// The distinct object keys of one parse, so that a key repeated in many
+/// objects (a schema's field names) is one allocation. Bounded: once it
+/// holds [`KeyTable::CAPACITY`] keys, later keys that are new to it (by
+/// then mostly names that occur once, such as member or team names) are
+/// not added, so the table stays small while a large document is read.
+#[derive(Default)]
+struct KeyTable {
+    keys: HashSet<Rc<str>>,
+}
+
+impl KeyTable {
+    const CAPACITY: usize = 4096;
+
+    fn key(&mut self, text: &str) -> Rc<str> {
+        if let Some(key) = self.keys.get(text) {
+            return key.clone();
+        }
+        let key: Rc<str> = Rc::from(text);
+        if self.keys.len() < Self::CAPACITY {
+            self.keys.insert(key.clone());
+        }
+        key
+    }
+}
+
+/// Reads one JSON value into an engine value, sharing with `previous`.
+struct Sharing<'p, 't> {
+    previous: Option<&'p Value>,
+    keys: &'t mut KeyTable,
+}
+
+impl Sharing<'_, '_> {
+    /// `value`, or `previous` when they are equal, for values that are
+    /// read whole (strings and numbers).
+    fn scalar(self, value: Value) -> Value {
+        match self.previous {
+            Some(previous) if *previous == value => previous.clone(),
+            _ => value,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Sharing<'_, '_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Sharing<'_, '_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Value, E> {
+        Ok(self.scalar(Value::from(value)))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Value, E> {
+        Ok(self.scalar(Value::from(value)))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Value, E> {
+        if !value.is_finite() {
+            return Err(E::custom(format!("invalid non-finite number {value}")));
+        }
+        Ok(self.scalar(Value::from(value)))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Value, E> {
+        Ok(match self.previous {
+            Some(previous @ Value::String(old)) if **old == *value => previous.clone(),
+            _ => Value::String(Rc::from(value)),
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Value, A::Error> {
+        let old_items = match self.previous {
+            Some(Value::Array(items)) => Some(items),
+            _ => None,
+        };
+        let mut values = Vec::with_capacity(items.size_hint().unwrap_or(0));
+        let mut all_reused = old_items.is_some();
+        loop {
+            let old = old_items.and_then(|old| old.get(values.len()));
+            let seed = Sharing {
+                previous: old,
+                keys: &mut *self.keys,
+            };
+            let Some(value) = items.next_element_seed(seed)? else {
+                break;
+            };
+            all_reused &= old.is_some_and(|old| reused(&value, old));
+            values.push(value);
+        }
+        Ok(match (self.previous, old_items) {
+            (Some(previous), Some(old)) if all_reused && old.len() == values.len() => {
+                previous.clone()
+            }
+            _ => Value::from(values),
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut fields: A) -> Result<Value, A::Error> {
+        let old_fields = match self.previous {
+            Some(Value::Object(fields)) => Some(fields),
+            _ => None,
+        };
+        let mut object = BTreeMap::new();
+        let mut all_reused = old_fields.is_some();
+        while let Some(KeyText(key)) = fields.next_key::<KeyText<'de>>()? {
+            let key = Value::String(self.keys.key(&key));
+            let old = old_fields.and_then(|old| old.get(&key));
+            let value = fields.next_value_seed(Sharing {
+                previous: old,
+                keys: &mut *self.keys,
+            })?;
+            all_reused &= old.is_some_and(|old| reused(&value, old));
+            object.insert(key, value);
+        }
+        // Every key was in the previous object with its value reused, and
+        // there are as many: the same object (a repeated key counts once).
+        Ok(match (self.previous, old_fields) {
+            (Some(previous), Some(old)) if all_reused && old.len() == object.len() => {
+                previous.clone()
+            }
+            _ => Value::from(object),
+        })
+    }
+}
 
 /// `json` as an engine value, taking every subtree that equals the one at
 /// the same place in `previous` from `previous`. An owned document is
@@ -188,6 +359,115 @@ mod tests {
             let owned = convert(Cow::Owned(changed.clone()), Some(&old)).unwrap();
             assert_eq!(owned, expected, "{changed}");
         }
+    }
+
+    /// `text` parsed as the engine itself parses JSON.
+    fn engine_parse(text: &str) -> Value {
+        Value::from_json_str(text).unwrap()
+    }
+
+    #[test]
+    fn parsing_reads_what_the_engine_reads() {
+        for text in [
+            r#"{"a": 1, "b": [true, false, null], "c": {"d": "e"}}"#,
+            r#"[1, -2, 2.5, 1e3, 18446744073709551615, -9223372036854775808, 0.1]"#,
+            r#"{"esc\"aped": "t\u00e9xt\n", "": "", "unicode": "hé"}"#,
+            r#"{"a": 1, "a": 2}"#,
+            r#"  "just a string"  "#,
+            "{}",
+            "[]",
+            "null",
+            "123456789012345678901234567890",
+        ] {
+            assert_eq!(
+                parse_json(text, None).unwrap(),
+                engine_parse(text),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_text_is_an_error_with_its_position() {
+        for text in ["{\n  \"a\": [1,\n  2 }", "{\"a\": 1} trailing", "[1, 2,]"] {
+            let err = parse_json(text, None).unwrap_err();
+            let expected = serde_json::from_str::<Json>(text).unwrap_err();
+            assert_eq!(
+                (err.line(), err.column()),
+                (expected.line(), expected.column())
+            );
+            assert!(err.line() > 0 && err.column() > 0, "{err}");
+        }
+        let err = parse_json("{\n  \"a\": [1,\n  2 }", None).unwrap_err();
+        assert_eq!((err.line(), err.column()), (3, 5), "{err}");
+        assert!(
+            parse_json(&"[".repeat(200), None).is_err(),
+            "nesting is bounded"
+        );
+    }
+
+    #[test]
+    fn parsing_unchanged_text_gives_the_previous_value_itself() {
+        let text = document(64).to_string();
+        let old = parse_json(&text, None).unwrap();
+        let new = parse_json(&text, Some(&old)).unwrap();
+        assert!(reused(&new, &old));
+        // Whitespace and key order are not the document.
+        let reordered = r#"{ "flag": true, "classes": ["dev", "prod"],
+            "teams": {"search": {"quota": {"cpu": 32}, "members": {"bo": "member"}},
+                      "payments": {"members": {"ana": "lead"}, "quota": {"cpu": 64}}}}"#;
+        assert!(reused(&parse_json(reordered, Some(&old)).unwrap(), &old));
+    }
+
+    #[test]
+    fn parsing_a_change_copies_only_its_path_and_shares_the_rest() {
+        let old = parse_json(&document(64).to_string(), None).unwrap();
+        let changed = document(128).to_string();
+        let new = parse_json(&changed, Some(&old)).unwrap();
+        assert_eq!(new, engine_parse(&changed));
+        assert!(!reused(&new, &old));
+        let payments = |v: &Value| v["teams"]["payments"].clone();
+        assert!(!reused(&payments(&new)["quota"], &payments(&old)["quota"]));
+        assert!(reused(
+            &payments(&new)["members"],
+            &payments(&old)["members"]
+        ));
+        assert!(reused(&new["teams"]["search"], &old["teams"]["search"]));
+        assert!(reused(&new["classes"], &old["classes"]));
+    }
+
+    #[test]
+    fn parsing_added_removed_retyped_and_repeated_fields_is_exact() {
+        let old = parse_json(&document(64).to_string(), None).unwrap();
+        for changed in [
+            r#"{"teams": {}, "classes": ["dev", "prod"], "flag": true, "extra": 1}"#,
+            r#"{"classes": ["dev"], "flag": "true"}"#,
+            r#"{"teams": [1, 2], "classes": {"dev": 1}, "flag": null}"#,
+            "[1, 2, 3]",
+            r#"{"classes": ["dev", "prod", "staging"], "flag": 1.5}"#,
+            r#"{"classes": ["dev", "prod"], "classes": ["dev", "prod"], "flag": true}"#,
+            r#"{"flag": false, "flag": true, "classes": ["dev", "prod"], "teams": 1}"#,
+        ] {
+            let new = parse_json(changed, Some(&old)).unwrap();
+            assert_eq!(new, engine_parse(changed), "{changed}");
+            assert!(!reused(&new, &old), "{changed}");
+        }
+    }
+
+    #[test]
+    fn repeated_keys_are_one_allocation_and_many_keys_still_parse() {
+        let value = parse_json(r#"[{"name": 1}, {"name": 2}]"#, None).unwrap();
+        let key = |item: &Value| match item {
+            Value::Object(fields) => fields.iter().next().unwrap().0.clone(),
+            other => panic!("not an object: {other}"),
+        };
+        assert!(reused(&key(&value[0]), &key(&value[1])));
+        // More distinct keys than the table keeps: every one is still read.
+        let many: serde_json::Map<String, Json> = (0..KeyTable::CAPACITY + 100)
+            .map(|i| (format!("key-{i}"), Json::from(i)))
+            .collect();
+        let text = Json::Object(many).to_string();
+        assert_eq!(parse_json(&text, None).unwrap(), engine_parse(&text));
     }
 
     #[test]

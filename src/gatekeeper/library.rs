@@ -384,7 +384,7 @@ fn compile_template(
                 rego_version: version,
             })
             .collect(),
-        data: serde_json::Value::Object(serde_json::Map::new()),
+        data: Value::new_object(),
         gatekeeper: Vec::new(),
     };
     let locate = |error: &PolicyError| {

@@ -36,8 +36,9 @@ pub fn from_bundles(
 ) -> Result<Library, GatekeeperError> {
     let inventory = bundles
         .iter()
-        .find_map(|b| b.data.get(INVENTORY_ROOT))
-        .map(|inv| Value::from(inv.clone()))
+        .map(|b| &b.data[INVENTORY_ROOT])
+        .find(|inventory| **inventory != Value::Undefined)
+        .cloned()
         .unwrap_or(Value::Undefined);
     from_bundles_with_inventory(bundles, &inventory, options)
 }
