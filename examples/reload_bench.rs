@@ -8,7 +8,10 @@
 //!    data 3 times, peak against steady state, for three kinds of change:
 //!    the same data, one team changed, and every team changed. Each kind
 //!    runs in a process of its own (this program started again with
-//!    `memory KIND`), so one cannot inherit another's memory.
+//!    `memory KIND`, which writes the revisions' files and starts it once
+//!    more with `measure KIND DIR`), so one cannot inherit another's memory,
+//!    and the measuring process never holds the data itself: it only copies
+//!    prepared files into the bundle, so what it measures is the server.
 //!
 //! Usage: `cargo run --release --example reload_bench`. Bounded: about 40 s.
 
@@ -27,7 +30,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DEBOUNCE_MS: u64 = 50;
 
-fn write_bundle(dir: &Path, revision: u32, data: Option<&str>) {
+fn write_bundle(dir: &Path, revision: u32) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join(".manifest"),
@@ -39,14 +42,12 @@ fn write_bundle(dir: &Path, revision: u32, data: Option<&str>) {
         format!("package hot.policy\n\nv := {revision}\n"),
     )
     .unwrap();
-    if let Some(data) = data {
-        std::fs::write(dir.join("data.json"), data).unwrap();
-    }
 }
 
 /// A `data.json` of teams with members and quotas, `bytes` long or a little
-/// more. Made once, before memory is measured: generating it allocates a
-/// tree of its own, which is this program's memory, not the server's.
+/// more. Made in the process that prepares the files, never in the one
+/// that measures: generating it allocates a tree of its own, and an
+/// allocator keeps freed pages, so it would be counted as the server's.
 fn large_data(bytes: usize) -> String {
     let mut teams = serde_json::Map::new();
     let mut size = 0;
@@ -138,24 +139,25 @@ fn changed_data(base: &str, kind: &str, revision: u32) -> String {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, command, kind] = args.as_slice() {
-        if command == "memory" {
-            memory(kind).await;
-            return;
+    match args.as_slice() {
+        [_, command, kind] if command == "memory" => return prepare_and_measure(kind),
+        [_, command, kind, dir] if command == "measure" => {
+            return measure(kind, Path::new(dir)).await;
         }
+        _ => {}
     }
     let client = reqwest::Client::new();
     let tmp = tempfile::tempdir().unwrap();
 
     // 1. latency from write to the new revision answering
     let dir = tmp.path().join("small");
-    write_bundle(&dir, 0, None);
+    write_bundle(&dir, 0);
     let (url, stop) = start(&dir).await;
     let mut latencies = Vec::new();
     for revision in 1..=20u32 {
         tokio::time::sleep(Duration::from_millis(150)).await;
         let written = Instant::now();
-        write_bundle(&dir, revision, None);
+        write_bundle(&dir, revision);
         loop {
             if answer(&client, &url).await == i64::from(revision) {
                 break;
@@ -189,29 +191,50 @@ async fn main() {
 
     // 2. memory while reloading ~10 MB of data, each kind of change in a
     // process of its own
-    let this = std::env::current_exe().unwrap();
     for (kind, _) in MEMORY_KINDS {
-        let status = std::process::Command::new(&this)
-            .args(["memory", kind])
-            .status()
-            .unwrap();
-        assert!(status.success(), "memory run {kind} failed");
+        prepare_and_measure(kind);
     }
 }
 
-/// Serve a bundle with ~10 MB of data, reload it 3 times with the data
-/// changed as `kind` says, and print resident memory: steady, peak, after.
-async fn memory(kind: &str) {
+/// Write the data files of a memory run of `kind` (the first revision and
+/// the three that replace it), then measure in a fresh process.
+fn prepare_and_measure(kind: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = large_data(10 * 1024 * 1024);
+    std::fs::write(tmp.path().join("100.json"), &data).unwrap();
+    for revision in 101..=103u32 {
+        let text = changed_data(&data, kind, revision);
+        std::fs::write(tmp.path().join(format!("{revision}.json")), text).unwrap();
+    }
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("measure")
+        .arg(kind)
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "memory run {kind} failed");
+}
+
+/// Serve a bundle with ~10 MB of data (`files/100.json`), reload it 3 times
+/// with the data of `files/101.json` to `103.json`, and print resident
+/// memory: before the server starts, steady, peak, after.
+async fn measure(kind: &str, files: &Path) {
     let client = reqwest::Client::new();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("large");
-    let data = large_data(10 * 1024 * 1024);
-    // Every revision's text is made before the steady state is measured.
-    let revisions: Vec<(u32, String)> = (101..=103u32)
-        .map(|revision| (revision, changed_data(&data, kind, revision)))
-        .collect();
-    write_bundle(&dir, 100, Some(&data));
+    // The data first, then the revision the answers show.
+    let install = |revision: u32| {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(
+            files.join(format!("{revision}.json")),
+            dir.join("data.json"),
+        )
+        .unwrap();
+        write_bundle(&dir, revision);
+    };
+    install(100);
     let data_size = std::fs::metadata(dir.join("data.json")).unwrap().len();
+    let before = rss_bytes();
     let (url, stop) = start(&dir).await;
     assert_eq!(answer(&client, &url).await, 100);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -227,10 +250,10 @@ async fn memory(kind: &str) {
             }
         })
     };
-    for (revision, text) in &revisions {
-        write_bundle(&dir, *revision, Some(text));
+    for revision in 101..=103u32 {
+        install(revision);
         let started = Instant::now();
-        while answer(&client, &url).await != i64::from(*revision) {
+        while answer(&client, &url).await != i64::from(revision) {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
                 "large revision never served"
@@ -253,7 +276,8 @@ async fn memory(kind: &str) {
         data_size as f64 / 1e6
     );
     println!(
-        "  steady {:.1} MB, peak during reloads {:.1} MB ({:.2}x steady), after {:.1} MB",
+        "  before the server {:.1} MB; steady {:.1} MB, peak during reloads {:.1} MB ({:.2}x steady), after {:.1} MB",
+        before as f64 / 1e6,
         steady as f64 / 1e6,
         peak as f64 / 1e6,
         peak as f64 / steady as f64,
