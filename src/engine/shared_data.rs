@@ -32,49 +32,56 @@ use super::Value;
 ///
 /// No JSON tree is built on the way, so parsing a data file costs its
 /// engine values and nothing more: a part equal to `previous` is dropped as
-/// soon as it is read, and only changed parts stay. Object keys are shared
-/// within the document (see [`KeyTable`]), and objects are stored compact.
+/// soon as it is read, and only changed parts stay. Object keys and short
+/// strings are shared within the document (see [`StringTable`]), and objects
+/// are stored compact.
 pub fn parse_json(text: &str, previous: Option<&Value>) -> Result<Value, serde_json::Error> {
-    let mut keys = KeyTable::default();
+    let mut strings = StringTable::default();
     let mut parser = serde_json::Deserializer::from_str(text);
     let value = Sharing {
         previous,
-        keys: &mut keys,
+        strings: &mut strings,
     }
     .deserialize(&mut parser)?;
     parser.end()?;
     Ok(value)
 }
 
-/// The distinct object keys of one parse, so that a key repeated in many
-/// objects (a schema's field names) is one allocation. Bounded: once it
-/// holds [`KeyTable::CAPACITY`] keys, later keys that are new to it (by
-/// then mostly names that occur once, such as member or team names) are
-/// not added, so the table stays small while a large document is read.
+/// The distinct short strings of one parse, keys and values, so that a
+/// string repeated throughout a document (a schema's field names, a role
+/// such as `"member"`, an environment class) is one allocation. Bounded:
+/// once it holds [`StringTable::CAPACITY`] strings, strings that are new to
+/// it (by then mostly names that occur once, such as member or team names)
+/// are not added, so the table stays small while a large document is read.
 #[derive(Default)]
-struct KeyTable {
-    keys: HashSet<Rc<str>>,
+struct StringTable {
+    strings: HashSet<Rc<str>>,
 }
 
-impl KeyTable {
+impl StringTable {
     const CAPACITY: usize = 4096;
+    /// Longer strings are seldom repeated whole; they are not looked up.
+    const LONGEST: usize = 64;
 
-    fn key(&mut self, text: &str) -> Rc<str> {
-        if let Some(key) = self.keys.get(text) {
-            return key.clone();
+    fn get(&mut self, text: &str) -> Rc<str> {
+        if text.len() > Self::LONGEST {
+            return Rc::from(text);
         }
-        let key: Rc<str> = Rc::from(text);
-        if self.keys.len() < Self::CAPACITY {
-            self.keys.insert(key.clone());
+        if let Some(shared) = self.strings.get(text) {
+            return shared.clone();
         }
-        key
+        let string: Rc<str> = Rc::from(text);
+        if self.strings.len() < Self::CAPACITY {
+            self.strings.insert(string.clone());
+        }
+        string
     }
 }
 
 /// Reads one JSON value into an engine value, sharing with `previous`.
 struct Sharing<'p, 't> {
     previous: Option<&'p Value>,
-    keys: &'t mut KeyTable,
+    strings: &'t mut StringTable,
 }
 
 impl Sharing<'_, '_> {
@@ -129,7 +136,7 @@ impl<'de> Visitor<'de> for Sharing<'_, '_> {
     fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Value, E> {
         Ok(match self.previous {
             Some(previous @ Value::String(old)) if **old == *value => previous.clone(),
-            _ => Value::String(Rc::from(value)),
+            _ => Value::String(self.strings.get(value)),
         })
     }
 
@@ -144,7 +151,7 @@ impl<'de> Visitor<'de> for Sharing<'_, '_> {
             let old = old_items.and_then(|old| old.get(values.len()));
             let seed = Sharing {
                 previous: old,
-                keys: &mut *self.keys,
+                strings: &mut *self.strings,
             };
             let Some(value) = items.next_element_seed(seed)? else {
                 break;
@@ -168,11 +175,11 @@ impl<'de> Visitor<'de> for Sharing<'_, '_> {
         let mut object = BTreeMap::new();
         let mut all_reused = old_fields.is_some();
         while let Some(KeyText(key)) = fields.next_key::<KeyText<'de>>()? {
-            let key = Value::String(self.keys.key(&key));
+            let key = Value::String(self.strings.get(&key));
             let old = old_fields.and_then(|old| old.get(&key));
             let value = fields.next_value_seed(Sharing {
                 previous: old,
-                keys: &mut *self.keys,
+                strings: &mut *self.strings,
             })?;
             all_reused &= old.is_some_and(|old| reused(&value, old));
             object.insert(key, value);
@@ -455,15 +462,24 @@ mod tests {
     }
 
     #[test]
-    fn repeated_keys_are_one_allocation_and_many_keys_still_parse() {
-        let value = parse_json(r#"[{"name": 1}, {"name": 2}]"#, None).unwrap();
+    fn repeated_strings_are_one_allocation_and_many_strings_still_parse() {
+        let long = "x".repeat(StringTable::LONGEST + 1);
+        let text = format!(r#"[{{"role": "dev"}}, {{"role": "dev"}}, "dev", "{long}", "{long}"]"#);
+        let value = parse_json(&text, None).unwrap();
+        assert_eq!(value, engine_parse(&text));
         let key = |item: &Value| match item {
             Value::Object(fields) => fields.iter().next().unwrap().0.clone(),
             other => panic!("not an object: {other}"),
         };
         assert!(reused(&key(&value[0]), &key(&value[1])));
+        assert!(reused(&value[0]["role"], &value[1]["role"]));
+        assert!(reused(&value[0]["role"], &value[2]));
+        assert!(
+            !reused(&value[3], &value[4]),
+            "long strings are not looked up"
+        );
         // More distinct keys than the table keeps: every one is still read.
-        let many: serde_json::Map<String, Json> = (0..KeyTable::CAPACITY + 100)
+        let many: serde_json::Map<String, Json> = (0..StringTable::CAPACITY + 100)
             .map(|i| (format!("key-{i}"), Json::from(i)))
             .collect();
         let text = Json::Object(many).to_string();
