@@ -29,6 +29,7 @@
 //! - [`tls`]: rustls for the admission listener, with certificate hot reload.
 //! - [`server`]: the composition root: bind, load, serve, drain.
 //! - [`location`]: file/row/column positions shared by every error.
+//! - [`memory`]: handing freed memory back to the operating system after a load.
 //! - [`metrics`]: the Prometheus collectors and `/metrics`.
 //!
 //! # Using it as a library
@@ -56,6 +57,7 @@ pub mod engine;
 pub mod file_watch;
 pub mod gatekeeper;
 pub mod location;
+pub mod memory;
 pub mod metrics;
 pub mod pdp;
 pub mod pushed;

@@ -391,6 +391,16 @@ impl DecisionPoint {
 
     /// Build a snapshot from the sources plus `pushed` and activate it.
     fn build_and_activate(&self, pushed: &Pushed) -> Result<Arc<Snapshot>, LoadError> {
+        let outcome = self.build_and_swap(pushed);
+        // The load's scratch (file text, parse tables, a refused build) and,
+        // unless a request still holds it, the replaced snapshot are free
+        // now: hand the memory back rather than keep the load's high-water
+        // mark resident.
+        crate::memory::release_free_memory();
+        outcome
+    }
+
+    fn build_and_swap(&self, pushed: &Pushed) -> Result<Arc<Snapshot>, LoadError> {
         let started = Instant::now();
         // The serving data is held only for the build (a temporary), so
         // the old snapshot can go as soon as the new one is swapped in.
