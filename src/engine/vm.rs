@@ -3,18 +3,21 @@
 //! At activation every servable rule is compiled to a VM program; rules the
 //! compiler refuses (the VM has no `with`, no extension builtins and some
 //! `walk` and partial-object forms are missing) stay on the interpreter.
-//! Each thread keeps one idle VM per program it has run (a VM resets all
-//! of its execution state at the start of every run), so a request pays
+//! Each program keeps one idle VM per thread that has run it (a VM resets
+//! all of its execution state at the start of every run), so a request pays
 //! neither for building a VM nor for checking the data against the
-//! program's rule tree; nothing is shared mutably between threads. An idle
-//! VM holds the values of its last run until its next one (at most one run
-//! per program per thread).
+//! program's rule tree; nothing is shared mutably between threads and no
+//! lock is taken. The idle VMs belong to the policy set, not to the
+//! threads: when a revision is retired its VMs, and the data set into them,
+//! go with it, whether or not a thread ever runs a request again.
 //! `tests/vm_differential.rs` checks that both paths answer alike on the
 //! policy library.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use thread_local::ThreadLocal;
 
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::program::Program;
@@ -25,18 +28,17 @@ use regorus::Value;
 /// No instruction-count ceiling in practice: the time limit governs.
 const MAX_INSTRUCTIONS: usize = 500_000_000;
 
-/// Idle VMs one thread keeps at most; past that the oldest is dropped.
-const MAX_IDLE_PER_THREAD: usize = 64;
-
-thread_local! {
-    /// This thread's idle VMs, each with its program loaded and its data set.
-    static IDLE_VMS: RefCell<Vec<RegoVM>> = const { RefCell::new(Vec::new()) };
+/// One compiled program and its idle VMs, one per thread that has run it,
+/// each with the program loaded and the data set.
+struct Pooled {
+    program: Arc<Program>,
+    idle: ThreadLocal<RefCell<Option<RegoVM>>>,
 }
 
 /// Compiled VM programs, one per entry point, with the data they read.
 #[derive(Clone)]
 pub(super) struct VmPrograms {
-    programs: HashMap<String, Arc<Program>>,
+    programs: HashMap<String, Arc<Pooled>>,
     data: Value,
     timer: Option<ExecutionTimerConfig>,
 }
@@ -69,7 +71,11 @@ impl VmPrograms {
                 });
             match compiled {
                 Ok(program) => {
-                    programs.insert(path.clone(), program);
+                    let pooled = Pooled {
+                        program,
+                        idle: ThreadLocal::new(),
+                    };
+                    programs.insert(path.clone(), Arc::new(pooled));
                 }
                 Err(err) => {
                     tracing::debug!(entry_point = %path, error = %err, "evaluated by the interpreter");
@@ -99,10 +105,13 @@ impl VmPrograms {
         path: &str,
         input: Option<Value>,
     ) -> Option<anyhow::Result<Value>> {
-        let program = self.programs.get(path)?;
-        let mut vm = match take_idle(program) {
+        let pooled = self.programs.get(path)?;
+        let idle = pooled.idle.get_or_default();
+        // Taken out for the run: an evaluation that re-entered this program
+        // on this thread would build a VM of its own, not share this one.
+        let mut vm = match idle.borrow_mut().take() {
             Some(vm) => vm,
-            None => match self.new_vm(program) {
+            None => match self.new_vm(&pooled.program) {
                 Ok(vm) => vm,
                 Err(err) => return Some(Err(err)),
             },
@@ -113,7 +122,7 @@ impl VmPrograms {
         // that completed a run go back to the pool.
         if result.is_ok() {
             vm.set_input(Value::Undefined);
-            put_idle(vm);
+            *idle.borrow_mut() = Some(vm);
         }
         Some(result)
     }
@@ -130,38 +139,6 @@ impl VmPrograms {
         vm.set_data(self.data.clone())?;
         Ok(vm)
     }
-}
-
-/// Take this thread's idle VM for `program`, if it has one. A miss also
-/// drops idle VMs whose programs were retired (their policy set is gone),
-/// so an old revision's data is not kept alive by an idle thread.
-fn take_idle(program: &Arc<Program>) -> Option<RegoVM> {
-    // While the thread is being torn down its pool is gone: no VM is kept.
-    IDLE_VMS
-        .try_with(|idle| {
-            let mut idle = idle.borrow_mut();
-            if let Some(at) = idle
-                .iter()
-                .position(|vm| Arc::ptr_eq(vm.get_program(), program))
-            {
-                return Some(idle.swap_remove(at));
-            }
-            idle.retain(|vm| Arc::strong_count(vm.get_program()) > 1);
-            None
-        })
-        .ok()
-        .flatten()
-}
-
-/// Return a VM to this thread's pool.
-fn put_idle(vm: RegoVM) {
-    let _ = IDLE_VMS.try_with(|idle| {
-        let mut idle = idle.borrow_mut();
-        if idle.len() >= MAX_IDLE_PER_THREAD {
-            idle.remove(0);
-        }
-        idle.push(vm);
-    });
 }
 
 #[cfg(test)]
@@ -182,8 +159,13 @@ mod tests {
         set
     }
 
-    fn idle_count() -> usize {
-        IDLE_VMS.with(|idle| idle.borrow().len())
+    /// How many programs of `set` have an idle VM on this thread.
+    fn idle_count(set: &PolicySet) -> usize {
+        set.vm
+            .programs
+            .values()
+            .filter(|pooled| pooled.idle.get().is_some_and(|vm| vm.borrow().is_some()))
+            .count()
     }
 
     fn eval(set: &PolicySet, path: &str, input: &str) -> Value {
@@ -205,7 +187,7 @@ mod tests {
             assert_eq!(eval(&set, "p/total", &input), Value::from(x + 1));
         }
         // One idle VM per program on this thread, not one per evaluation.
-        assert_eq!(idle_count(), 2);
+        assert_eq!(idle_count(&set), 2);
     }
 
     #[test]
@@ -223,20 +205,35 @@ mod tests {
     }
 
     #[test]
-    fn idle_vms_of_a_retired_policy_set_are_dropped() {
+    fn a_retired_policy_set_takes_its_idle_vms_and_data_from_every_thread() {
         let old = policy_set(serde_json::json!({"big": "old revision"}));
+        let data = old.data()["big"].clone();
+        let Value::String(text) = &data else {
+            panic!("not a string: {data}")
+        };
         assert_eq!(eval(&old, "p/echoed", r#"{"x": 1}"#), Value::from(1));
-        assert_eq!(idle_count(), 1);
+        assert_eq!(idle_count(&old), 1);
+        // A second thread runs the program too, then stays alive and idle
+        // past the retirement, as a server's worker thread can.
+        let old = Arc::new(old);
+        let (ran, wait_for_ran) = std::sync::mpsc::channel();
+        let (retired, wait_for_retired) = std::sync::mpsc::channel::<()>();
+        let worker = {
+            let old = old.clone();
+            std::thread::spawn(move || {
+                assert_eq!(eval(&old, "p/echoed", r#"{"x": 2}"#), Value::from(2));
+                drop(old);
+                ran.send(()).unwrap();
+                wait_for_retired.recv().unwrap();
+            })
+        };
+        wait_for_ran.recv().unwrap();
+        assert!(regorus::Rc::strong_count(text) > 1);
         drop(old);
-        // The next miss on this thread sweeps the VM whose program is gone.
-        let new = policy_set(serde_json::json!({"big": "new revision"}));
-        assert_eq!(eval(&new, "p/echoed", r#"{"x": 2}"#), Value::from(2));
-        IDLE_VMS.with(|idle| {
-            let idle = idle.borrow();
-            assert_eq!(idle.len(), 1);
-            assert!(idle
-                .iter()
-                .all(|vm| Arc::strong_count(vm.get_program()) > 1));
-        });
+        // Nothing of the retired set holds its data any more, though
+        // neither thread has run anything since.
+        assert_eq!(regorus::Rc::strong_count(text), 1);
+        retired.send(()).unwrap();
+        worker.join().unwrap();
     }
 }
