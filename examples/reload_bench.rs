@@ -4,27 +4,28 @@
 //! 1. latency: the time from a bundle file being written to the new revision
 //!    answering `POST /v1/data`, over 20 rewrites, with the debounce window
 //!    reported separately;
-//! 2. memory: resident memory while reloading a bundle with ~10 MB of JSON
-//!    data 3 times, peak against steady state, for three kinds of change:
-//!    the same data, one team changed, and every team changed. Each kind
-//!    runs in a process of its own (this program started again with
-//!    `memory KIND`, which writes the revisions' files and starts it once
-//!    more with `measure KIND DIR`), so one cannot inherit another's memory,
-//!    and the measuring process never holds the data itself: it only copies
-//!    prepared files into the bundle, so what it measures is the server.
+//! 2. memory: the resident memory of the `portcullis` binary itself (a
+//!    process of its own for each kind of change, read from `/proc`) while
+//!    it reloads a bundle with ~10 MB of JSON data 3 times: steady state,
+//!    the kernel's high-water mark during the reloads (`VmHWM`, reset after
+//!    the steady state is read), and after. Three kinds of change: the same
+//!    data, one team changed, and every team changed. `memory KIND` runs
+//!    one kind alone.
 //!
-//! Usage: `cargo run --release --example reload_bench`. Bounded: about 40 s.
+//! Usage: `cargo build --release && cargo run --release --example
+//! reload_bench` (the memory part runs `target/release/portcullis`, or the
+//! binary `RELOAD_BENCH_SERVER` names).
+//! Bounded: about 60 s.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use portcullis::config::Config;
 use portcullis::server::Server;
 
-/// The allocator the `portcullis` binary uses, so the memory figures are
-/// the shipped server's.
+/// The allocator the `portcullis` binary uses (the latency part runs the
+/// server in this process).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -66,11 +67,12 @@ fn large_data(bytes: usize) -> String {
     serde_json::json!({"hot": {"teams": teams}}).to_string()
 }
 
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A `/proc/PID/status` figure in bytes (`VmRSS:`, `VmHWM:`).
+fn status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .unwrap_or(0)
@@ -139,12 +141,10 @@ fn changed_data(base: &str, kind: &str, revision: u32) -> String {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    match args.as_slice() {
-        [_, command, kind] if command == "memory" => return prepare_and_measure(kind),
-        [_, command, kind, dir] if command == "measure" => {
-            return measure(kind, Path::new(dir)).await;
+    if let [_, command, kind] = args.as_slice() {
+        if command == "memory" {
+            return prepare_and_measure(kind).await;
         }
-        _ => {}
     }
     let client = reqwest::Client::new();
     let tmp = tempfile::tempdir().unwrap();
@@ -190,15 +190,15 @@ async fn main() {
     );
 
     // 2. memory while reloading ~10 MB of data, each kind of change in a
-    // process of its own
+    // server process of its own
     for (kind, _) in MEMORY_KINDS {
-        prepare_and_measure(kind);
+        prepare_and_measure(kind).await;
     }
 }
 
 /// Write the data files of a memory run of `kind` (the first revision and
-/// the three that replace it), then measure in a fresh process.
-fn prepare_and_measure(kind: &str) {
+/// the three that replace it), then measure a fresh server on them.
+async fn prepare_and_measure(kind: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let data = large_data(10 * 1024 * 1024);
     std::fs::write(tmp.path().join("100.json"), &data).unwrap();
@@ -206,18 +206,48 @@ fn prepare_and_measure(kind: &str) {
         let text = changed_data(&data, kind, revision);
         std::fs::write(tmp.path().join(format!("{revision}.json")), text).unwrap();
     }
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .arg("measure")
-        .arg(kind)
-        .arg(tmp.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "memory run {kind} failed");
+    drop(data);
+    measure(kind, tmp.path()).await;
 }
 
-/// Serve a bundle with ~10 MB of data (`files/100.json`), reload it 3 times
-/// with the data of `files/101.json` to `103.json`, and print resident
-/// memory: before the server starts, steady, peak, after.
+/// `target/release/portcullis`, next to this example's directory, or the
+/// binary `RELOAD_BENCH_SERVER` names (to compare two builds).
+fn server_binary() -> PathBuf {
+    if let Some(binary) = std::env::var_os("RELOAD_BENCH_SERVER") {
+        return PathBuf::from(binary);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("portcullis"))
+        .unwrap();
+    assert!(
+        binary.exists(),
+        "{} not found: run `cargo build --release` first",
+        binary.display()
+    );
+    binary
+}
+
+/// The server binary serving `dir` on `addr`, reloading on file changes.
+fn spawn_server(dir: &Path, addr: &str) -> Child {
+    Command::new(server_binary())
+        .args(["serve", "--addr", addr])
+        .arg(dir)
+        .env("PORTCULLIS_WATCH_DEBOUNCE_MS", DEBOUNCE_MS.to_string())
+        .env("PORTCULLIS_LOG_LEVEL", "warn")
+        .env(
+            "PORTCULLIS_ENGINE_VM",
+            std::env::var("RELOAD_BENCH_VM").unwrap_or_else(|_| "true".into()),
+        )
+        .spawn()
+        .unwrap()
+}
+
+/// Serve a bundle with ~10 MB of data (`files/100.json`) from the server
+/// binary, reload it 3 times with the data of `files/101.json` to
+/// `103.json`, and print the server's resident memory: steady, peak, after.
 async fn measure(kind: &str, files: &Path) {
     let client = reqwest::Client::new();
     let tmp = tempfile::tempdir().unwrap();
@@ -234,22 +264,28 @@ async fn measure(kind: &str, files: &Path) {
     };
     install(100);
     let data_size = std::fs::metadata(dir.join("data.json")).unwrap().len();
-    let before = rss_bytes();
-    let (url, stop) = start(&dir).await;
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .to_string();
+    let mut server = spawn_server(&dir, &addr);
+    let pid = server.id();
+    let url = format!("http://{addr}/v1/data/hot/policy/v");
+    let started = Instant::now();
+    while client.post(&url).body("{}").send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(answer(&client, &url).await, 100);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let steady = rss_bytes();
-    let peak = Arc::new(AtomicU64::new(steady));
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = {
-        let (peak, sampling) = (peak.clone(), sampling.clone());
-        std::thread::spawn(move || {
-            while sampling.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_bytes(), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
-    };
+    let steady = status_bytes(pid, "VmRSS:");
+    let started_at = status_bytes(pid, "VmHWM:");
+    // Reset the high-water mark to the current resident set (clear_refs 5),
+    // so VmHWM afterwards is the peak of the reloads alone.
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
     for revision in 101..=103u32 {
         install(revision);
         let started = Instant::now();
@@ -262,11 +298,10 @@ async fn measure(kind: &str, files: &Path) {
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = rss_bytes();
-    sampling.store(false, Ordering::Relaxed);
-    sampler.join().unwrap();
-    let _ = stop.send(());
-    let peak = peak.load(Ordering::Relaxed);
+    let after = status_bytes(pid, "VmRSS:");
+    let peak = status_bytes(pid, "VmHWM:");
+    server.kill().unwrap();
+    server.wait().unwrap();
     let described = MEMORY_KINDS
         .iter()
         .find(|(k, _)| *k == kind)
@@ -276,8 +311,8 @@ async fn measure(kind: &str, files: &Path) {
         data_size as f64 / 1e6
     );
     println!(
-        "  before the server {:.1} MB; steady {:.1} MB, peak during reloads {:.1} MB ({:.2}x steady), after {:.1} MB",
-        before as f64 / 1e6,
+        "  server: peak while starting {:.1} MB; steady {:.1} MB, peak during reloads {:.1} MB ({:.2}x steady), after {:.1} MB",
+        started_at as f64 / 1e6,
         steady as f64 / 1e6,
         peak as f64 / 1e6,
         peak as f64 / steady as f64,
