@@ -18,6 +18,25 @@ pub fn parse_json(text: &str, path: &Path, previous: Option<&Value>) -> Result<V
     })
 }
 
+/// Parse the `data.json` file at `file` as it is read, so that its text is
+/// never held whole (a 10 MB file would otherwise add 10 MB to the peak of
+/// every load), sharing with `previous` as [`parse_json`] does.
+pub fn parse_json_file(
+    file: &Path,
+    shown: &Path,
+    previous: Option<&Value>,
+) -> Result<Value, BundleError> {
+    let opened = std::fs::File::open(file).map_err(|source| BundleError::Io {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let reader = std::io::BufReader::with_capacity(64 * 1024, opened);
+    shared_data::parse_json_from(reader, previous).map_err(|err| BundleError::Data {
+        location: Location::new(shown.display().to_string(), err.line(), err.column()),
+        message: err.to_string(),
+    })
+}
+
 /// Parse a `data.yaml` file, sharing with `previous` as [`parse_json`] does.
 pub fn parse_yaml(text: &str, path: &Path, previous: Option<&Value>) -> Result<Value, BundleError> {
     let error = |message: String, row: usize, col: usize| BundleError::Data {
@@ -34,7 +53,7 @@ pub fn parse_yaml(text: &str, path: &Path, previous: Option<&Value>) -> Result<V
     shared_data::convert(Cow::Owned(json), previous).map_err(|err| error(err.to_string(), 0, 0))
 }
 
-/// The value at `path` below `data`, if there is one.
+/// The value at `path` below `data` (undefined when there is none).
 pub fn value_at<'a>(data: &'a Value, path: &[String]) -> &'a Value {
     path.iter()
         .fold(data, |node, segment| &node[&Value::from(segment.as_str())])
@@ -62,6 +81,15 @@ pub fn merge_at(
     merge_value(node, value, &mut trail, file)
 }
 
+/// An object key as a path segment: a string as it is, any other key as
+/// Rego prints it (data read from JSON and YAML only has string keys).
+pub(super) fn key_text(key: &Value) -> String {
+    match key {
+        Value::String(text) => text.to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn conflict(file: &Path, at: &[String]) -> BundleError {
     BundleError::DataConflict {
         file: file.to_path_buf(),
@@ -86,10 +114,7 @@ fn merge_value(
                 .as_object_mut()
                 .map_err(|_| conflict(file, trail))?;
             for (key, child) in incoming.iter() {
-                trail.push(
-                    key.as_string()
-                        .map_or_else(|_| key.to_string(), |k| k.to_string()),
-                );
+                trail.push(key_text(key));
                 match existing.get_mut(key) {
                     Some(slot) => merge_value(slot, child.clone(), trail, file)?,
                     None => {

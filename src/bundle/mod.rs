@@ -1,6 +1,7 @@
 //! The OPA bundle format, read from a directory: `.manifest`, `*.rego` files
 //! anywhere, and `data.json` / `data.yaml` merged at the path of their
-//! directory. Pure and synchronous: no timing, no engine, no network.
+//! directory. Synchronous, with no timing, no evaluation and no network (data
+//! is held as engine values).
 //!
 //! Bundles come as directories or as `.tar.gz` files in the layout `opa build`
 //! writes ([`load`] picks by what the path is).
@@ -157,6 +158,21 @@ const DATA_FILES: [&str; 3] = ["data.json", "data.yaml", "data.yml"];
 pub(crate) struct RawFile {
     pub(crate) path: String,
     pub(crate) text: String,
+    /// Where a `data.json` of a directory bundle lies when it was not read
+    /// (`text` is then empty): with no signature to check against its
+    /// bytes, it is parsed straight from the file and never held whole.
+    pub(crate) on_disk: Option<PathBuf>,
+}
+
+impl RawFile {
+    /// A file whose text was read.
+    pub(crate) fn read(path: String, text: String) -> RawFile {
+        RawFile {
+            path,
+            text,
+            on_disk: None,
+        }
+    }
 }
 
 /// Read a bundle from a directory or a `.tar.gz` file, by what `path` is.
@@ -229,12 +245,19 @@ fn load_dir_sharing(
                 .into_io_error()
                 .unwrap_or_else(|| std::io::Error::other("directory loop")),
         })?;
-        if !entry.file_type().is_file() || !is_bundle_file(&entry.file_name().to_string_lossy()) {
+        let file_name = entry.file_name().to_string_lossy();
+        if !entry.file_type().is_file() || !is_bundle_file(&file_name) {
             continue;
         }
-        files.push(RawFile {
-            path: relative_path(dir, entry.path()),
-            text: read_text(entry.path())?,
+        let path = relative_path(dir, entry.path());
+        files.push(if verifier.is_none() && file_name == "data.json" {
+            RawFile {
+                path,
+                text: String::new(),
+                on_disk: Some(entry.path().to_path_buf()),
+            }
+        } else {
+            RawFile::read(path, read_text(entry.path())?)
         });
     }
     assemble(bundle_name(dir), dir, files, verifier, previous)
@@ -324,10 +347,10 @@ pub(crate) fn assemble(
                 .map(|(dir, _)| dir.split('/').map(str::to_string).collect())
                 .unwrap_or_default();
             let previous = previous.map(|data| data::value_at(data, &dir_segments));
-            let value = if file_name == "data.json" {
-                data::parse_json(&file.text, &shown, previous)?
-            } else {
-                data::parse_yaml(&file.text, &shown, previous)?
+            let value = match &file.on_disk {
+                Some(on_disk) => data::parse_json_file(on_disk, &shown, previous)?,
+                None if file_name == "data.json" => data::parse_json(&file.text, &shown, previous)?,
+                None => data::parse_yaml(&file.text, &shown, previous)?,
             };
             roots::check_data_within(&roots, &dir_segments, &value, &shown)?;
             merge_at(&mut data, &dir_segments, value, &shown)?;
@@ -437,6 +460,18 @@ mod tests {
         assert_eq!(bundle.policies[0].path, "policy/a.rego");
         assert!(bundle.policies[0].id.ends_with("/policy/a.rego"));
         assert_eq!(bundle.revision(), "");
+    }
+
+    #[test]
+    fn a_data_file_that_is_not_utf8_is_a_positioned_data_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("x")).unwrap();
+        fs::write(tmp.path().join("x/data.json"), b"{\"a\": \"\xff\"}").unwrap();
+        let err = load_dir(tmp.path()).unwrap_err();
+        assert!(matches!(err, BundleError::Data { .. }), "{err}");
+        let loc = err.location().expect("a location");
+        assert!(loc.file.ends_with("x/data.json"), "{loc:?}");
+        assert_eq!(loc.row, 1, "{err}");
     }
 
     #[test]

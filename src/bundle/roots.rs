@@ -79,10 +79,7 @@ fn check_rec(
     match value {
         Value::Object(map) if above_some_root => {
             for (key, child) in map.iter() {
-                path.push(
-                    key.as_string()
-                        .map_or_else(|_| key.to_string(), |k| k.to_string()),
-                );
+                path.push(super::data::key_text(key));
                 check_rec(roots, path, child, file)?;
                 path.pop();
             }

@@ -63,7 +63,7 @@ pub fn load_tarball(
                 "uncompressed bundle is larger than {MAX_UNCOMPRESSED_BYTES} bytes"
             ))
         })?;
-        files.push(RawFile { path: member, text });
+        files.push(RawFile::read(member, text));
     }
     assemble(tarball_name(path), path, files, verifier, previous)
 }

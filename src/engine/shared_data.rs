@@ -24,7 +24,6 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 
-use super::input::KeyText;
 use super::Value;
 
 /// Parse JSON `text` straight into an engine value, taking every subtree
@@ -36,8 +35,23 @@ use super::Value;
 /// strings are shared within the document (see [`StringTable`]), and objects
 /// are stored compact.
 pub fn parse_json(text: &str, previous: Option<&Value>) -> Result<Value, serde_json::Error> {
+    parse(serde_json::Deserializer::from_str(text), previous)
+}
+
+/// [`parse_json`], reading the text from `reader` as it goes, so that it
+/// is never held whole (give it a buffered reader).
+pub fn parse_json_from(
+    reader: impl std::io::Read,
+    previous: Option<&Value>,
+) -> Result<Value, serde_json::Error> {
+    parse(serde_json::Deserializer::from_reader(reader), previous)
+}
+
+fn parse<'de, R: serde_json::de::Read<'de>>(
+    mut parser: serde_json::Deserializer<R>,
+    previous: Option<&Value>,
+) -> Result<Value, serde_json::Error> {
     let mut strings = StringTable::default();
-    let mut parser = serde_json::Deserializer::from_str(text);
     let value = Sharing {
         previous,
         strings: &mut strings,
@@ -78,6 +92,30 @@ impl StringTable {
     }
 }
 
+/// Reads an object key straight into a shared string, with no copy of its
+/// own first (a reader hands keys over in a scratch buffer).
+struct Key<'t>(&'t mut StringTable);
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Value, E> {
+        Ok(Value::String(self.0.get(key)))
+    }
+}
+
 /// Reads one JSON value into an engine value, sharing with `previous`.
 struct Sharing<'p, 't> {
     previous: Option<&'p Value>,
@@ -85,8 +123,8 @@ struct Sharing<'p, 't> {
 }
 
 impl Sharing<'_, '_> {
-    /// `value`, or `previous` when they are equal, for values that are
-    /// read whole (strings and numbers).
+    /// `value`, or `previous` when they are equal (as Rego compares
+    /// numbers: `1` and `1.0` are the same), for numbers.
     fn scalar(self, value: Value) -> Value {
         match self.previous {
             Some(previous) if *previous == value => previous.clone(),
@@ -174,8 +212,7 @@ impl<'de> Visitor<'de> for Sharing<'_, '_> {
         };
         let mut object = BTreeMap::new();
         let mut all_reused = old_fields.is_some();
-        while let Some(KeyText(key)) = fields.next_key::<KeyText<'de>>()? {
-            let key = Value::String(self.strings.get(&key));
+        while let Some(key) = fields.next_key_seed(Key(&mut *self.strings))? {
             let old = old_fields.and_then(|old| old.get(&key));
             let value = fields.next_value_seed(Sharing {
                 previous: old,
@@ -391,6 +428,8 @@ mod tests {
                 engine_parse(text),
                 "{text}"
             );
+            let from_reader = parse_json_from(text.as_bytes(), None).unwrap();
+            assert_eq!(from_reader, engine_parse(text), "{text}");
         }
     }
 
@@ -399,6 +438,11 @@ mod tests {
         for text in ["{\n  \"a\": [1,\n  2 }", "{\"a\": 1} trailing", "[1, 2,]"] {
             let err = parse_json(text, None).unwrap_err();
             let expected = serde_json::from_str::<Json>(text).unwrap_err();
+            assert_eq!(
+                (err.line(), err.column()),
+                (expected.line(), expected.column())
+            );
+            let err = parse_json_from(text.as_bytes(), None).unwrap_err();
             assert_eq!(
                 (err.line(), err.column()),
                 (expected.line(), expected.column())
@@ -419,6 +463,8 @@ mod tests {
         let old = parse_json(&text, None).unwrap();
         let new = parse_json(&text, Some(&old)).unwrap();
         assert!(reused(&new, &old));
+        let new = parse_json_from(text.as_bytes(), Some(&old)).unwrap();
+        assert!(reused(&new, &old));
         // Whitespace and key order are not the document.
         let reordered = r#"{ "flag": true, "classes": ["dev", "prod"],
             "teams": {"search": {"quota": {"cpu": 32}, "members": {"bo": "member"}},
@@ -433,6 +479,11 @@ mod tests {
         let new = parse_json(&changed, Some(&old)).unwrap();
         assert_eq!(new, engine_parse(&changed));
         assert!(!reused(&new, &old));
+        let from_reader = parse_json_from(changed.as_bytes(), Some(&old)).unwrap();
+        assert!(reused(
+            &from_reader["teams"]["search"],
+            &old["teams"]["search"]
+        ));
         let payments = |v: &Value| v["teams"]["payments"].clone();
         assert!(!reused(&payments(&new)["quota"], &payments(&old)["quota"]));
         assert!(reused(
