@@ -30,7 +30,17 @@ pub fn parse_json_file(
         path: file.to_path_buf(),
         source,
     })?;
-    let reader = std::io::BufReader::with_capacity(64 * 1024, opened);
+    parse_json_reader(opened, shown, previous)
+}
+
+/// Parse a `data.json` from `reader` (buffered here) as it is read; errors
+/// name the file as `shown`.
+pub fn parse_json_reader(
+    reader: impl std::io::Read,
+    shown: &Path,
+    previous: Option<&Value>,
+) -> Result<Value, BundleError> {
+    let reader = std::io::BufReader::with_capacity(64 * 1024, reader);
     shared_data::parse_json_from(reader, previous).map_err(|err| BundleError::Data {
         location: Location::new(shown.display().to_string(), err.line(), err.column()),
         message: err.to_string(),

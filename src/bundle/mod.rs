@@ -158,10 +158,19 @@ const DATA_FILES: [&str; 3] = ["data.json", "data.yaml", "data.yml"];
 pub(crate) struct RawFile {
     pub(crate) path: String,
     pub(crate) text: String,
-    /// Where a `data.json` of a directory bundle lies when it was not read
-    /// (`text` is then empty): with no signature to check against its
-    /// bytes, it is parsed straight from the file and never held whole.
-    pub(crate) on_disk: Option<PathBuf>,
+    /// A `data.json` that was not read as text (`text` is then empty): with
+    /// no signature to check against its bytes, it is parsed as it is read
+    /// and its text is never held whole.
+    pub(crate) unread: Option<UnreadData>,
+}
+
+/// Where the value of a `data.json` that was not read as text comes from.
+#[derive(Debug)]
+pub(crate) enum UnreadData {
+    /// Parse it from this file (a directory bundle).
+    File(PathBuf),
+    /// Parsed already, from the archive stream (a `.tar.gz` bundle).
+    Parsed(Value),
 }
 
 impl RawFile {
@@ -170,9 +179,26 @@ impl RawFile {
         RawFile {
             path,
             text,
-            on_disk: None,
+            unread: None,
         }
     }
+
+    /// A `data.json` whose value comes from `unread`.
+    pub(crate) fn unread(path: String, unread: UnreadData) -> RawFile {
+        RawFile {
+            path,
+            text: String::new(),
+            unread: Some(unread),
+        }
+    }
+}
+
+/// The directory of a bundle file as data path segments: where its data
+/// goes in the tree (`teams/quota/data.json` → `["teams", "quota"]`).
+pub(crate) fn data_dir(path: &str) -> Vec<String> {
+    path.rsplit_once('/')
+        .map(|(dir, _)| dir.split('/').map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// Read a bundle from a directory or a `.tar.gz` file, by what `path` is.
@@ -251,11 +277,7 @@ fn load_dir_sharing(
         }
         let path = relative_path(dir, entry.path());
         files.push(if verifier.is_none() && file_name == "data.json" {
-            RawFile {
-                path,
-                text: String::new(),
-                on_disk: Some(entry.path().to_path_buf()),
-            }
+            RawFile::unread(path, UnreadData::File(entry.path().to_path_buf()))
         } else {
             RawFile::read(path, read_text(entry.path())?)
         });
@@ -341,14 +363,13 @@ pub(crate) fn assemble(
             });
         } else if DATA_FILES.contains(&file_name.as_str()) {
             let shown = file_path(&file.path);
-            let dir_segments: Vec<String> = file
-                .path
-                .rsplit_once('/')
-                .map(|(dir, _)| dir.split('/').map(str::to_string).collect())
-                .unwrap_or_default();
+            let dir_segments = data_dir(&file.path);
             let previous = previous.map(|data| data::value_at(data, &dir_segments));
-            let value = match &file.on_disk {
-                Some(on_disk) => data::parse_json_file(on_disk, &shown, previous)?,
+            let value = match file.unread {
+                Some(UnreadData::File(on_disk)) => {
+                    data::parse_json_file(&on_disk, &shown, previous)?
+                }
+                Some(UnreadData::Parsed(value)) => value,
                 None if file_name == "data.json" => data::parse_json(&file.text, &shown, previous)?,
                 None => data::parse_yaml(&file.text, &shown, previous)?,
             };

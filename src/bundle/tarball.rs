@@ -10,7 +10,9 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
 use super::signing::{self, KeyConfig, SIGNATURES_FILE};
-use super::{assemble, is_bundle_file, Bundle, BundleError, RawFile, Verifier};
+use super::{
+    assemble, data, data_dir, is_bundle_file, Bundle, BundleError, RawFile, UnreadData, Verifier,
+};
 use crate::engine::Value;
 
 /// The largest uncompressed bundle read, in bytes (all members together).
@@ -53,19 +55,50 @@ pub fn load_tarball(
         if !is_bundle_file(&file_name) {
             continue;
         }
+        let too_large = || {
+            archive_error(format!(
+                "uncompressed bundle is larger than {MAX_UNCOMPRESSED_BYTES} bytes"
+            ))
+        };
+        if verifier.is_none() && file_name == "data.json" {
+            // No signature to check against its bytes: parse the member as
+            // it comes out of the archive, never holding its text whole.
+            let shown = path.join(&member);
+            let previous = previous.map(|serving| data::value_at(serving, &data_dir(&member)));
+            let mut counted = Counted {
+                inner: entry.take(budget + 1),
+                read: 0,
+            };
+            let parsed = data::parse_json_reader(&mut counted, &shown, previous);
+            // An over-long member is cut short by `take`: that it is too
+            // large is the error, not the parse failure it causes.
+            budget = budget.checked_sub(counted.read).ok_or_else(too_large)?;
+            files.push(RawFile::unread(member, UnreadData::Parsed(parsed?)));
+            continue;
+        }
         let mut text = String::new();
         let read = entry
             .take(budget + 1)
             .read_to_string(&mut text)
             .map_err(|err| archive_error(format!("{member}: {err}")))?;
-        budget = budget.checked_sub(read as u64).ok_or_else(|| {
-            archive_error(format!(
-                "uncompressed bundle is larger than {MAX_UNCOMPRESSED_BYTES} bytes"
-            ))
-        })?;
+        budget = budget.checked_sub(read as u64).ok_or_else(too_large)?;
         files.push(RawFile::read(member, text));
     }
     assemble(tarball_name(path), path, files, verifier, previous)
+}
+
+/// A reader that counts the bytes it hands out.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 /// A member path without its leading `/` or `./`; `None` if it climbs out
@@ -213,6 +246,56 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(files(&read), files(&original));
+    }
+
+    /// A `.tar.gz` at `out` holding `members` (names as OPA writes them).
+    fn archive(out: &Path, members: &[(&str, &str)]) {
+        let file = std::fs::File::create(out).unwrap();
+        let mut builder = tar::Builder::new(GzEncoder::new(file, flate2::Compression::fast()));
+        for (name, text) in members {
+            append(&mut builder, name, text.as_bytes()).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap();
+    }
+
+    #[test]
+    fn archive_data_is_parsed_from_the_stream_and_shared_on_reload() {
+        use crate::engine::shared_data::reused;
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("teams.tar.gz");
+        let manifest = r#"{"revision": "1", "roots": ["teams"]}"#;
+        let members = |cpu: u32| format!(r#"{{"a": {{"cpu": 4}}, "b": {{"cpu": {cpu}}}}}"#);
+        archive(
+            &out,
+            &[("/.manifest", manifest), ("/teams/data.json", &members(8))],
+        );
+        let serving = bundle::load(&out).unwrap().data;
+        assert_eq!(serving["teams"]["b"]["cpu"], Value::from(8));
+        archive(
+            &out,
+            &[("/.manifest", manifest), ("/teams/data.json", &members(16))],
+        );
+        let next = bundle::load_sharing(&out, None, Some(&serving))
+            .unwrap()
+            .data;
+        assert_eq!(next["teams"]["b"]["cpu"], Value::from(16));
+        assert!(reused(&next["teams"]["a"], &serving["teams"]["a"]));
+        assert!(!reused(&next["teams"]["b"], &serving["teams"]["b"]));
+    }
+
+    #[test]
+    fn malformed_archive_data_names_the_member_line_and_column() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("bad.tar.gz");
+        archive(&out, &[("/x/data.json", "{\n  \"a\": tru\n}")]);
+        let err = bundle::load(&out).unwrap_err();
+        assert!(matches!(err, BundleError::Data { .. }), "{err}");
+        let location = err.location().expect("a location");
+        assert!(
+            location.file.ends_with("bad.tar.gz/x/data.json"),
+            "{location:?}"
+        );
+        assert!(location.row >= 2, "{location:?}");
     }
 
     #[test]
