@@ -34,16 +34,25 @@ pub fn parse_json_file(
 }
 
 /// Parse a `data.json` from `reader` (buffered here) as it is read; errors
-/// name the file as `shown`.
+/// name the file as `shown`. A failure to read (a corrupt archive, say) is
+/// an I/O error, not a data error at the place the reading stopped.
 pub fn parse_json_reader(
     reader: impl std::io::Read,
     shown: &Path,
     previous: Option<&Value>,
 ) -> Result<Value, BundleError> {
     let reader = std::io::BufReader::with_capacity(64 * 1024, reader);
-    shared_data::parse_json_from(reader, previous).map_err(|err| BundleError::Data {
-        location: Location::new(shown.display().to_string(), err.line(), err.column()),
-        message: err.to_string(),
+    shared_data::parse_json_from(reader, previous).map_err(|err| {
+        if err.is_io() {
+            return BundleError::Io {
+                path: shown.to_path_buf(),
+                source: err.into(),
+            };
+        }
+        BundleError::Data {
+            location: Location::new(shown.display().to_string(), err.line(), err.column()),
+            message: err.to_string(),
+        }
     })
 }
 

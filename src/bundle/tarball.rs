@@ -319,4 +319,22 @@ mod tests {
         std::fs::write(&out, &bytes[..bytes.len() / 2]).unwrap();
         assert!(bundle::load(&out).is_err());
     }
+
+    #[test]
+    fn an_archive_cut_inside_its_data_is_a_read_error_not_a_data_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("cut.tar.gz");
+        // Data that does not compress, so that cutting the archive in half
+        // cuts inside the data member.
+        let noise: String = (0..20_000u32)
+            .map(|i| format!("{:08x}", i.wrapping_mul(2_654_435_761)))
+            .collect();
+        let text = format!(r#"{{"noise": "{noise}"}}"#);
+        archive(&out, &[("/data.json", &text)]);
+        let bytes = std::fs::read(&out).unwrap();
+        std::fs::write(&out, &bytes[..bytes.len() / 2]).unwrap();
+        let err = bundle::load(&out).unwrap_err();
+        assert!(matches!(err, BundleError::Io { .. }), "{err}");
+        assert!(err.to_string().contains("cut.tar.gz"), "{err}");
+    }
 }
