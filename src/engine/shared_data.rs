@@ -13,7 +13,7 @@
 //! `data.json` files are parsed straight into engine values
 //! ([`parse_json`]), with no JSON tree in between (a JSON tree of 10 MB of
 //! data is about 95 MB). YAML files and documents pushed through the API,
-//! which arrive as JSON trees, are converted ([`convert`]).
+//! which arrive as JSON trees, are read by the same reader ([`convert`]).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -21,7 +21,7 @@ use std::fmt;
 
 use regorus::Rc;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::Deserializer;
 use serde_json::Value as Json;
 
 use super::Value;
@@ -232,60 +232,20 @@ impl<'de> Visitor<'de> for Sharing<'_, '_> {
     }
 }
 
-/// `json` as an engine value, taking every subtree that equals the one at
-/// the same place in `previous` from `previous`. An owned document is
-/// consumed as it is converted, so its memory is freed part by part.
-///
-/// Objects are walked once: each field is converted against the previous
-/// field, and an object all of whose fields came back as the previous ones
-/// (and no more of them) is the previous object. Arrays and scalars are
-/// compared whole.
+/// `json` (a YAML file's or a pushed document's tree) as an engine value,
+/// read by the same sharing reader as [`parse_json`]: a JSON tree is a
+/// serde deserializer of its own. An owned document is consumed as it is
+/// read, so its memory is freed part by part.
 pub fn convert(json: Cow<'_, Json>, previous: Option<&Value>) -> Result<Value, serde_json::Error> {
-    let Some(previous) = previous else {
-        return fresh(json);
+    let mut strings = StringTable::default();
+    let reader = Sharing {
+        previous,
+        strings: &mut strings,
     };
-    let Value::Object(old_fields) = previous else {
-        return Ok(if same(&json, previous) {
-            previous.clone()
-        } else {
-            fresh(json)?
-        });
-    };
-    let mut object = Value::new_object();
-    let converted = object
-        .as_object_mut()
-        .map_err(|err| serde::de::Error::custom(err.to_string()))?;
-    let mut all_reused = true;
-    let mut add = |key: &str, value: Cow<'_, Json>| {
-        let key = Value::from(key);
-        let old = old_fields.get(&key);
-        let child = convert(value, old)?;
-        all_reused &= old.is_some_and(|old| reused(&child, old));
-        converted.insert(key, child);
-        Ok::<(), serde_json::Error>(())
-    };
-    let count = match json {
-        Cow::Owned(Json::Object(fields)) => {
-            let count = fields.len();
-            for (key, value) in fields {
-                add(&key, Cow::Owned(value))?;
-            }
-            count
-        }
-        Cow::Borrowed(Json::Object(fields)) => {
-            for (key, value) in fields {
-                add(key, Cow::Borrowed(value))?;
-            }
-            fields.len()
-        }
-        // Not an object where an object was: nothing below it to share.
-        other => return fresh(other),
-    };
-    Ok(if all_reused && count == old_fields.len() {
-        previous.clone()
-    } else {
-        object
-    })
+    match json {
+        Cow::Owned(json) => reader.deserialize(json),
+        Cow::Borrowed(json) => reader.deserialize(json),
+    }
 }
 
 /// Whether `value` is `previous` itself: the same allocation for the
@@ -303,44 +263,10 @@ pub(crate) fn reused(value: &Value, previous: &Value) -> bool {
     }
 }
 
-/// A document converted with nothing to share.
-fn fresh(json: Cow<'_, Json>) -> Result<Value, serde_json::Error> {
-    match json {
-        Cow::Owned(json) => Value::deserialize(json),
-        Cow::Borrowed(json) => Value::deserialize(json),
-    }
-}
-
-/// Whether `json` and `value` are the same document as Rego compares them
-/// (numbers by value, so `1` and `1.0` are the same; JSON has no sets, so
-/// an engine set is never the same as anything JSON holds). Used where
-/// nothing is shared below: arrays, scalars and the objects inside arrays.
-fn same(json: &Json, value: &Value) -> bool {
-    match (json, value) {
-        (Json::Null, Value::Null) => true,
-        (Json::Bool(a), Value::Bool(b)) => a == b,
-        (Json::String(a), Value::String(b)) => a.as_str() == &**b,
-        (Json::Number(_), Value::Number(_)) => {
-            Value::deserialize(json).is_ok_and(|number| number == *value)
-        }
-        (Json::Array(items), Value::Array(values)) => {
-            items.len() == values.len() && items.iter().zip(values.iter()).all(|(a, b)| same(a, b))
-        }
-        (Json::Object(fields), Value::Object(values)) => {
-            fields.len() == values.len()
-                && fields.iter().all(|(key, field)| {
-                    values
-                        .get(&Value::from(key.as_str()))
-                        .is_some_and(|value| same(field, value))
-                })
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
     use serde_json::json;
 
     /// The test document, with the payments team's cpu quota as given.
