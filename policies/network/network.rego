@@ -141,6 +141,7 @@ service_violations(obj, ctx) := {v |
 
 policy_violations(obj, ctx) := vs if {
 	name := object_name(obj)
+	is_string(name)
 	from := [peer | some rule in object.get(obj.spec, "ingress", []); some peer in object.get(rule, "from", [])]
 	to := [peer | some rule in object.get(obj.spec, "egress", []); some peer in object.get(rule, "to", [])]
 	ingress_blocks := {cidr | some peer in from; cidr := peer.ipBlock.cidr; valid_cidr(cidr)}

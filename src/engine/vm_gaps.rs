@@ -1,0 +1,461 @@
+//! Rules that regorus's bytecode VM would answer differently from OPA,
+//! found by static analysis at activation, so that entry points reaching
+//! them stay on the interpreter.
+//!
+//! regorus 0.14's VM compiles `x := <expr>` without failing the body when
+//! `<expr>` is undefined (`=`, `some … in`, loop indexes and function
+//! arguments do fail it). OPA and regorus's interpreter fail the body at
+//! that assignment. The two still agree whenever some later literal that
+//! fails on an undefined operand uses `x`. They differ when nothing does:
+//! - `x := input.missing` with `x` unused: the VM's body succeeds;
+//! - `not f(x)`: `not` over an undefined `x` succeeds;
+//! - `x` used only inside a comprehension (`count([1 | x == 1]) == 0`).
+//!
+//! The analysis: a variable bound by `:=` to an expression that can be
+//! undefined (anything but a constant or a comprehension) is *guarded*
+//! when, outside comprehensions and `not`, it is used
+//! - by a literal that is not itself a `:=` (a condition, a comparison, a
+//!   call, `=`, the collection or pattern of `some … in`),
+//! - by the rule's head (or a comprehension's term, for a binding inside
+//!   the comprehension), or
+//! - by the right-hand side of a `:=` that binds a guarded variable.
+//!
+//! A binding none of whose variables is guarded is a gap. The analysis is
+//! conservative: a gap may be harmless, but a guarded binding is not a gap.
+
+use std::collections::HashSet;
+
+use regorus::unstable::{AssignOp, Expr, Literal, Query, Rule, RuleHead};
+
+use crate::location::Location;
+
+/// A `:=` binding that the VM would not fail when its value is undefined,
+/// and that nothing else in its body fails on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmGap {
+    /// The variable (the first, for a destructuring pattern).
+    pub variable: String,
+    /// Where the binding is.
+    pub location: Location,
+}
+
+impl std::fmt::Display for VmGap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: `{} := …` is not used by a literal that fails when it is undefined",
+            self.location.file, self.location.row, self.location.col, self.variable
+        )
+    }
+}
+
+/// The first gap in `rule`, if it has one.
+pub fn find(rule: &Rule) -> Option<VmGap> {
+    let Rule::Spec { head, bodies, .. } = rule else {
+        return None;
+    };
+    let mut head_uses: Vec<&Expr> = Vec::new();
+    match head {
+        RuleHead::Compr { refr, assign, .. } => {
+            head_uses.push(refr);
+            head_uses.extend(assign.iter().map(|a| a.value.as_ref()));
+        }
+        RuleHead::Set { refr, key, .. } => {
+            head_uses.push(refr);
+            head_uses.extend(key.iter().map(|k| k.as_ref()));
+        }
+        RuleHead::Func { assign, .. } => {
+            head_uses.extend(assign.iter().map(|a| a.value.as_ref()));
+        }
+    }
+    bodies.iter().find_map(|body| {
+        let mut uses = head_uses.clone();
+        uses.extend(body.assign.iter().map(|a| a.value.as_ref()));
+        query_gap(&body.query, &uses)
+    })
+}
+
+/// One `:=` literal of a query.
+struct Binding<'a> {
+    variables: Vec<String>,
+    value: &'a Expr,
+    location: Location,
+}
+
+/// The first gap in `query`, or in a comprehension or `every` inside it;
+/// `head_uses` are the expressions that yield the query's bindings.
+fn query_gap(query: &Query, head_uses: &[&Expr]) -> Option<VmGap> {
+    let mut bindings = Vec::new();
+    let mut guarded = HashSet::new();
+    for expr in head_uses {
+        mentions(expr, &mut guarded);
+    }
+    for stmt in &query.stmts {
+        match &stmt.literal {
+            Literal::Expr { expr, .. } => match expr.as_ref() {
+                Expr::AssignExpr {
+                    op: AssignOp::ColEq,
+                    lhs,
+                    rhs,
+                    ..
+                } => {
+                    let mut variables = Vec::new();
+                    pattern_variables(lhs, &mut variables);
+                    let span = &stmt.span;
+                    bindings.push(Binding {
+                        variables,
+                        value: rhs,
+                        location: Location::new(
+                            span.source.file().clone(),
+                            span.line as usize,
+                            span.col as usize,
+                        ),
+                    });
+                }
+                other => mentions(other, &mut guarded),
+            },
+            Literal::SomeIn {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                for expr in key.iter().chain([value, collection]) {
+                    mentions(expr, &mut guarded);
+                }
+            }
+            Literal::NotExpr { .. } | Literal::SomeVars { .. } | Literal::Every { .. } => {}
+        }
+    }
+    // A guarded binding guards what its value uses, to a fixed point.
+    let mut done = vec![false; bindings.len()];
+    loop {
+        let mut changed = false;
+        for (binding, done) in bindings.iter().zip(done.iter_mut()) {
+            if !*done && binding.variables.iter().any(|v| guarded.contains(v)) {
+                *done = true;
+                changed = true;
+                mentions(binding.value, &mut guarded);
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let gap = bindings
+        .iter()
+        .zip(&done)
+        .find(|(binding, done)| {
+            !**done && !binding.variables.is_empty() && can_be_undefined(binding.value)
+        })
+        .map(|(binding, _)| VmGap {
+            variable: binding.variables[0].clone(),
+            location: binding.location.clone(),
+        });
+    gap.or_else(|| {
+        query.stmts.iter().find_map(|stmt| match &stmt.literal {
+            Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => nested_gap(expr),
+            Literal::SomeIn {
+                key,
+                value,
+                collection,
+                ..
+            } => key
+                .iter()
+                .chain([value, collection])
+                .find_map(|e| nested_gap(e)),
+            Literal::Every { domain, query, .. } => {
+                nested_gap(domain).or_else(|| query_gap(query, &[]))
+            }
+            Literal::SomeVars { .. } => None,
+        })
+    })
+}
+
+/// The first gap in a comprehension inside `expr`.
+fn nested_gap(expr: &Expr) -> Option<VmGap> {
+    let mut found = None;
+    visit(expr, &mut |node| {
+        if found.is_some() {
+            return;
+        }
+        found = match node {
+            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                query_gap(query, &[term])
+            }
+            Expr::ObjectCompr {
+                key, value, query, ..
+            } => query_gap(query, &[key, value]),
+            _ => None,
+        };
+    });
+    found
+}
+
+/// Whether `expr` can evaluate to undefined: anything but a constant or a
+/// comprehension (which is empty, not undefined, when nothing matches).
+fn can_be_undefined(expr: &Expr) -> bool {
+    match expr {
+        Expr::String { .. }
+        | Expr::RawString { .. }
+        | Expr::Number { .. }
+        | Expr::Bool { .. }
+        | Expr::Null { .. }
+        | Expr::ArrayCompr { .. }
+        | Expr::SetCompr { .. }
+        | Expr::ObjectCompr { .. } => false,
+        Expr::Array { items, .. } | Expr::Set { items, .. } => {
+            items.iter().any(|item| can_be_undefined(item))
+        }
+        Expr::Object { fields, .. } => fields
+            .iter()
+            .any(|(_, key, value)| can_be_undefined(key) || can_be_undefined(value)),
+        _ => true,
+    }
+}
+
+/// The variables a `:=` pattern binds.
+fn pattern_variables(pattern: &Expr, out: &mut Vec<String>) {
+    match pattern {
+        Expr::Var { span, .. } if span.text() != "_" => out.push(span.text().to_string()),
+        Expr::Array { items, .. } => {
+            for item in items {
+                pattern_variables(item, out);
+            }
+        }
+        Expr::Object { fields, .. } => {
+            for (_, _, value) in fields {
+                pattern_variables(value, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Add the variables `expr` uses outside comprehensions to `out`.
+fn mentions(expr: &Expr, out: &mut HashSet<String>) {
+    visit(expr, &mut |node| {
+        if let Expr::Var { span, .. } = node {
+            out.insert(span.text().to_string());
+        }
+    });
+}
+
+/// Call `f` on `expr` and every expression inside it, not descending into
+/// comprehension bodies (a comprehension is passed to `f` itself).
+fn visit<'a>(expr: &'a Expr, f: &mut impl FnMut(&'a Expr)) {
+    f(expr);
+    match expr {
+        Expr::Array { items, .. } | Expr::Set { items, .. } => {
+            for item in items {
+                visit(item, f);
+            }
+        }
+        Expr::Object { fields, .. } => {
+            for (_, key, value) in fields {
+                visit(key, f);
+                visit(value, f);
+            }
+        }
+        Expr::Call { fcn, params, .. } => {
+            visit(fcn, f);
+            for param in params {
+                visit(param, f);
+            }
+        }
+        Expr::UnaryExpr { expr, .. } => visit(expr, f),
+        Expr::RefDot { refr, .. } => visit(refr, f),
+        Expr::RefBrack { refr, index, .. } => {
+            visit(refr, f);
+            visit(index, f);
+        }
+        Expr::BinExpr { lhs, rhs, .. }
+        | Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::ArithExpr { lhs, rhs, .. }
+        | Expr::AssignExpr { lhs, rhs, .. } => {
+            visit(lhs, f);
+            visit(rhs, f);
+        }
+        Expr::Membership {
+            key,
+            value,
+            collection,
+            ..
+        } => {
+            if let Some(key) = key {
+                visit(key, f);
+            }
+            visit(value, f);
+            visit(collection, f);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gaps of every rule of `module`, as `variable@row`.
+    fn gaps(module: &str) -> Vec<String> {
+        let mut engine = regorus::Engine::new();
+        engine
+            .add_policy("gaps.rego".into(), module.into())
+            .unwrap();
+        engine
+            .get_modules()
+            .iter()
+            .flat_map(|m| {
+                m.policy
+                    .iter()
+                    .filter_map(|rule| find(rule))
+                    .collect::<Vec<_>>()
+            })
+            .map(|gap| format!("{}@{}", gap.variable, gap.location.row))
+            .collect()
+    }
+
+    #[test]
+    fn unguarded_bindings_are_gaps() {
+        let module = r#"package p
+import rego.v1
+unused if { x := input.a }
+negated if { x := input.a; not startswith(x, "a") }
+in_comprehension if { x := input.a; count([1 | x == 1]) == 0 }
+only_assigned if { x := input.a; y := {"k": x}; true }
+inside contains n if { some n in [1, 2]; count([1 | m := input.a; true]) > 0 }
+destructured if { [a, b] := input.pair; not a }
+"#;
+        assert_eq!(
+            gaps(module),
+            ["x@3", "x@4", "x@5", "x@6", "m@7", "a@8"],
+            "every binding the VM would not fail on"
+        );
+    }
+
+    #[test]
+    fn guarded_and_constant_bindings_are_not_gaps() {
+        let module = r#"package p
+import rego.v1
+compared if { x := input.a; x > 1 }
+called if { x := input.a; is_string(x); not startswith(x, "a") }
+guard_after if { x := input.a; not is_number(x); x != null }
+through_binding if { q := input.quota; limit := q.cpu; limit > 4 }
+yielded contains v if { x := input.a; v := {"x": x} }
+value := x if { x := input.a }
+message contains msg if { x := input.a; not x == 1; msg := sprintf("%v", [x]) }
+constant if { x := 1; not x == 2 }
+comprehension if { xs := [y | some y in input.ys]; count(xs) == 0 }
+iterated if { xs := input.xs; some x in xs; not x }
+unified if { x = input.a; not x }
+f(a) := b if { b := a.c }
+"#;
+        assert_eq!(gaps(module), Vec::<String>::new());
+    }
+
+    use crate::engine::tests::bundle_with;
+    use crate::engine::{DataPath, EngineOptions, PolicySet, Value};
+
+    const GAPS: &str = r#"package p
+import rego.v1
+unused if { x := input.a }
+negated contains n if { some n in [1, 2]; x := input.a; not startswith(x, "a") }
+in_comprehension if { x := input.a; count([1 | x == 1]) == 0 }
+"#;
+
+    const GUARDED: &str = r#"package q
+import rego.v1
+called contains n if { some n in [1, 2]; x := input.a; is_string(x); not startswith(x, "a") }
+guard_after contains n if { some n in [1, 2]; x := input.a; not is_number(x); x != null }
+through_binding contains n if { some n in [1, 2]; q := input.quota; limit := q.cpu; limit > 4 }
+yielded contains v if { x := input.a; v := {"x": x} }
+message contains msg if { x := input.a; not x == 1; msg := sprintf("%v", [x]) }
+"#;
+
+    fn set() -> PolicySet {
+        PolicySet::compile(
+            &[bundle_with(
+                &[("p.rego", GAPS), ("q.rego", GUARDED)],
+                serde_json::json!({}),
+            )],
+            EngineOptions::default(),
+        )
+        .unwrap()
+    }
+
+    fn input(json: &str) -> Option<Value> {
+        Some(Value::from_json_str(json).unwrap())
+    }
+
+    #[test]
+    fn entry_points_with_a_gap_stay_on_the_interpreter_and_answer_like_opa() {
+        let set = set();
+        for rule in ["p/unused", "p/negated", "p/in_comprehension"] {
+            let path = DataPath::parse(rule);
+            assert!(!set.runs_on_vm(&path), "{rule} must not run on the VM");
+            for json in ["{}", r#"{"a": "b"}"#] {
+                assert_eq!(
+                    set.evaluate(&path, input(json)).unwrap(),
+                    set.evaluate_interpreted(&path, input(json)).unwrap(),
+                    "{rule} with {json}"
+                );
+            }
+        }
+        // With `input.a` undefined, OPA fails each body at the binding.
+        let negated = set.evaluate(&DataPath::parse("p/negated"), input("{}"));
+        assert_eq!(negated.unwrap(), Value::new_set());
+    }
+
+    #[test]
+    fn guarded_entry_points_run_on_the_vm_and_answer_like_the_interpreter() {
+        let set = set();
+        let rules = [
+            "called",
+            "guard_after",
+            "through_binding",
+            "yielded",
+            "message",
+        ];
+        for rule in rules {
+            let path = DataPath::parse(&format!("q/{rule}"));
+            assert!(set.runs_on_vm(&path), "q/{rule} should run on the VM");
+            for json in ["{}", r#"{"a": "b"}"#, r#"{"a": 3, "quota": {"cpu": 8}}"#] {
+                let on_vm = set.vm.evaluate(path.as_ref_str(), input(json)).unwrap();
+                assert_eq!(
+                    on_vm.unwrap(),
+                    set.evaluate_interpreted(&path, input(json)).unwrap(),
+                    "q/{rule} with {json}"
+                );
+            }
+        }
+    }
+
+    /// Documents the upstream behaviour the analysis works around: when
+    /// regorus's VM fails these bodies like OPA does, this test fails, and
+    /// the analysis can go.
+    #[test]
+    fn the_vm_itself_still_differs_on_the_gaps() {
+        let engine_set = PolicySet::compile(
+            &[bundle_with(&[("p.rego", GAPS)], serde_json::json!({}))],
+            EngineOptions::default(),
+        )
+        .unwrap();
+        let mut engine = engine_set.template.clone();
+        let path = "data.p.negated".to_string();
+        let programs = super::super::vm::VmPrograms::compile(
+            &engine,
+            [&path].into_iter(),
+            regorus::utils::limits::ExecutionTimerConfig {
+                limit: std::time::Duration::from_secs(1),
+                check_interval: std::num::NonZeroU32::MIN,
+            },
+        );
+        let on_vm = programs.evaluate(&path, input("{}")).unwrap().unwrap();
+        engine.set_input(Value::from_json_str("{}").unwrap());
+        let interpreted = engine.eval_rule(path.clone()).unwrap();
+        assert_ne!(
+            on_vm, interpreted,
+            "the VM now fails the body: drop vm_gaps"
+        );
+    }
+}
