@@ -10,6 +10,7 @@
 
 pub mod cidr;
 mod error;
+mod expr_walk;
 pub mod input;
 mod path;
 pub mod query_vars;
@@ -17,6 +18,7 @@ pub mod reads;
 pub mod shared_data;
 pub mod testing;
 mod vm;
+pub mod vm_gaps;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
@@ -222,7 +224,21 @@ impl PolicySet {
             let servable = rule_paths
                 .iter()
                 .filter(|(_, file)| !testing::is_test_file(file))
-                .map(|(path, _)| path);
+                .map(|(path, _)| path)
+                .filter(|path| {
+                    let entry = DataPath::from_dotted(path);
+                    let Some((rule, gap)) = reads::cone_vm_gap(&summaries, entry.segments())
+                    else {
+                        return true;
+                    };
+                    tracing::info!(
+                        entry_point = %path,
+                        rule = %rule.path.join("."),
+                        %gap,
+                        "evaluated by the interpreter: the VM would not fail this body when the value is undefined"
+                    );
+                    false
+                });
             vm::VmPrograms::compile(&engine, servable, timer)
         } else {
             vm::VmPrograms::default()

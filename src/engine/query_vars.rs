@@ -11,6 +11,7 @@
 use regorus::unstable::{Expr, Literal, Parser};
 use regorus::Value;
 
+use super::expr_walk::visit;
 use super::PolicyError;
 
 /// Parse `query` and list the variables it binds.
@@ -60,50 +61,15 @@ fn add(vars: &mut Vec<String>, name: &str) {
 }
 
 fn walk(expr: &Expr, vars: &mut Vec<String>) {
-    match expr {
-        Expr::Var {
+    visit(expr, &mut |node| {
+        if let Expr::Var {
             value: Value::String(name),
             ..
-        } => add(vars, name),
-        Expr::Array { items, .. } | Expr::Set { items, .. } => {
-            items.iter().for_each(|item| walk(item, vars));
+        } = node
+        {
+            add(vars, name);
         }
-        Expr::Object { fields, .. } => {
-            for (_, key, value) in fields {
-                walk(key, vars);
-                walk(value, vars);
-            }
-        }
-        // The function position names a function, not a variable.
-        Expr::Call { params, .. } => params.iter().for_each(|p| walk(p, vars)),
-        Expr::UnaryExpr { expr, .. } => walk(expr, vars),
-        Expr::RefDot { refr, .. } => walk(refr, vars),
-        Expr::RefBrack { refr, index, .. } => {
-            walk(refr, vars);
-            walk(index, vars);
-        }
-        Expr::BinExpr { lhs, rhs, .. }
-        | Expr::BoolExpr { lhs, rhs, .. }
-        | Expr::ArithExpr { lhs, rhs, .. }
-        | Expr::AssignExpr { lhs, rhs, .. } => {
-            walk(lhs, vars);
-            walk(rhs, vars);
-        }
-        Expr::Membership {
-            key,
-            value,
-            collection,
-            ..
-        } => {
-            if let Some(key) = key {
-                walk(key, vars);
-            }
-            walk(value, vars);
-            walk(collection, vars);
-        }
-        // Literals, and comprehensions (their variables are their own).
-        _ => {}
-    }
+    });
 }
 
 #[cfg(test)]

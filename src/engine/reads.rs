@@ -20,11 +20,16 @@
 //!   an included rule refers to by name in its package or through a
 //!   `data.…` reference or import; a dynamic `data[…]` reference includes
 //!   every rule.
+//!
+//! Each rule's summary also records where regorus's VM would answer it
+//! differently from OPA ([`super::vm_gaps`]); the same cone tells which
+//! entry points must stay on the interpreter.
 
 use std::collections::{BTreeSet, HashMap};
 
 use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead};
 
+use super::vm_gaps::{self, VmGap};
 use crate::location::Location;
 
 /// Builtins whose result is not a function of input and data.
@@ -232,6 +237,9 @@ pub struct RuleSummary {
     /// alias): the input paths it stands for. Uses of `name.x.y` in the
     /// package are resolved to `a.b.x.y`.
     pub alias: Vec<Vec<String>>,
+    /// Where regorus's VM would answer it differently from OPA
+    /// ([`super::vm_gaps`]).
+    pub vm_gap: Option<VmGap>,
 }
 
 /// Summarise every rule of an engine's modules.
@@ -329,6 +337,7 @@ pub fn summarise(engine: &mut regorus::Engine) -> Vec<RuleSummary> {
                 data_refs: walker.data_refs,
                 local_refs: walker.local_refs,
                 alias,
+                vm_gap: vm_gaps::find(rule),
             });
         }
     }
@@ -381,24 +390,59 @@ fn rule_name(rule: &Rule) -> Vec<String> {
 /// The reads of the entry point at `path` (segments after `data`): the
 /// union over its dependency cone.
 pub fn cone(rules: &[RuleSummary], path: &[String]) -> ReadSet {
-    let related = |a: &[String], b: &[String]| a.starts_with(b) || b.starts_with(a);
-    let mut included = vec![false; rules.len()];
     let mut reads = ReadSet::default();
-    let mut queue: Vec<usize> = Vec::new();
-    // Rules the path names directly, or that lie under it: an alias rule
-    // queried itself reads what it stands for.
-    for (index, rule) in rules.iter().enumerate() {
-        if related(&rule.path, path) {
-            included[index] = true;
-            queue.push(index);
+    for (rule, reached) in cone_members(rules, path) {
+        reads.merge(&rule.reads);
+        // Named by the path, or reached through data.…: no use site
+        // resolves its alias, so it reads all it stands for.
+        if reached != Reached::Name {
             for prefix in &rule.alias {
                 reads.input.add(prefix.clone());
             }
         }
     }
+    reads
+}
+
+/// The first place in the dependency cone of `path` where regorus's VM
+/// would answer differently from OPA, with the rule it is in.
+pub fn cone_vm_gap<'a>(
+    rules: &'a [RuleSummary],
+    path: &[String],
+) -> Option<(&'a RuleSummary, &'a VmGap)> {
+    cone_members(rules, path)
+        .into_iter()
+        .find_map(|(rule, _)| rule.vm_gap.as_ref().map(|gap| (rule, gap)))
+}
+
+/// How a rule came into a dependency cone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reached {
+    /// The entry point's path names it or lies above it.
+    Path,
+    /// Through a `data.…` reference or import.
+    Data,
+    /// By its name, from a rule of its package.
+    Name,
+}
+
+/// The rules in the dependency cone of `path`: the rules the path names
+/// directly or that lie under it, then, to a fixed point, every rule an
+/// included rule refers to.
+fn cone_members<'a>(rules: &'a [RuleSummary], path: &[String]) -> Vec<(&'a RuleSummary, Reached)> {
+    let related = |a: &[String], b: &[String]| a.starts_with(b) || b.starts_with(a);
+    let mut included = vec![false; rules.len()];
+    let mut members = Vec::new();
+    let mut queue: Vec<usize> = Vec::new();
+    for (index, rule) in rules.iter().enumerate() {
+        if related(&rule.path, path) {
+            included[index] = true;
+            queue.push(index);
+            members.push((rule, Reached::Path));
+        }
+    }
     while let Some(index) = queue.pop() {
         let rule = &rules[index];
-        reads.merge(&rule.reads);
         let package = &rule.path[..rule.package_len];
         for (other_index, other) in rules.iter().enumerate() {
             if included[other_index] {
@@ -414,17 +458,16 @@ pub fn cone(rules: &[RuleSummary], path: &[String]) -> ReadSet {
             if by_data || by_name {
                 included[other_index] = true;
                 queue.push(other_index);
-                if by_data {
-                    // Reached through data.…: no use site resolves its
-                    // alias, so it reads all it stands for.
-                    for prefix in &other.alias {
-                        reads.input.add(prefix.clone());
-                    }
-                }
+                let reached = if by_data {
+                    Reached::Data
+                } else {
+                    Reached::Name
+                };
+                members.push((other, reached));
             }
         }
     }
-    reads
+    members
 }
 
 /// `a.b["c"]` rooted at a variable: the variable and the static segments

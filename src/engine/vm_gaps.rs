@@ -27,6 +27,7 @@ use std::collections::HashSet;
 
 use regorus::unstable::{AssignOp, Expr, Literal, Query, Rule, RuleHead};
 
+use super::expr_walk::visit;
 use crate::location::Location;
 
 /// A `:=` binding that the VM would not fail when its value is undefined,
@@ -239,57 +240,6 @@ fn mentions(expr: &Expr, out: &mut HashSet<String>) {
             out.insert(span.text().to_string());
         }
     });
-}
-
-/// Call `f` on `expr` and every expression inside it, not descending into
-/// comprehension bodies (a comprehension is passed to `f` itself).
-fn visit<'a>(expr: &'a Expr, f: &mut impl FnMut(&'a Expr)) {
-    f(expr);
-    match expr {
-        Expr::Array { items, .. } | Expr::Set { items, .. } => {
-            for item in items {
-                visit(item, f);
-            }
-        }
-        Expr::Object { fields, .. } => {
-            for (_, key, value) in fields {
-                visit(key, f);
-                visit(value, f);
-            }
-        }
-        Expr::Call { fcn, params, .. } => {
-            visit(fcn, f);
-            for param in params {
-                visit(param, f);
-            }
-        }
-        Expr::UnaryExpr { expr, .. } => visit(expr, f),
-        Expr::RefDot { refr, .. } => visit(refr, f),
-        Expr::RefBrack { refr, index, .. } => {
-            visit(refr, f);
-            visit(index, f);
-        }
-        Expr::BinExpr { lhs, rhs, .. }
-        | Expr::BoolExpr { lhs, rhs, .. }
-        | Expr::ArithExpr { lhs, rhs, .. }
-        | Expr::AssignExpr { lhs, rhs, .. } => {
-            visit(lhs, f);
-            visit(rhs, f);
-        }
-        Expr::Membership {
-            key,
-            value,
-            collection,
-            ..
-        } => {
-            if let Some(key) = key {
-                visit(key, f);
-            }
-            visit(value, f);
-            visit(collection, f);
-        }
-        _ => {}
-    }
 }
 
 #[cfg(test)]
