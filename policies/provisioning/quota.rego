@@ -104,6 +104,14 @@ violations contains v if {
 	v := {"code": "invalid_field", "field": concat(".", ["resources", key]), "message": "resource amounts must be numbers"}
 }
 
+# Usage is what the team already consumes: an amount that is not a number
+# must not count as 0 and let the request through.
+violations contains v if {
+	some key, value in usage
+	not is_number(value)
+	v := {"code": "invalid_field", "field": concat(".", ["usage", key]), "message": "usage amounts must be numbers"}
+}
+
 # --- who and what
 
 violations contains v if {

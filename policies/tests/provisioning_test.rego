@@ -115,6 +115,15 @@ test_wrong_types_are_denied_not_ignored if {
 	codes(object.union(request, {"ttl_hours": "7d"}))["invalid_field"]
 }
 
+test_usage_that_is_not_a_number_is_denied_not_counted_as_zero if {
+	# 40 CPUs in use as a string: the request must not pass as if none were.
+	req := object.union(request, {"usage": {"cpu": "40"}})
+	d := provisioning.decision with input as req with data.platform as platform
+	not d.allowed
+	some v in d.violations
+	v == {"code": "invalid_field", "field": "usage.cpu", "message": "usage amounts must be numbers"}
+}
+
 test_non_object_input_is_denied if {
 	d := provisioning.decision with input as ["not", "a", "request"] with data.platform as platform
 	not d.allowed
