@@ -16,8 +16,10 @@
 //! when, outside comprehensions and `not`, it is used
 //! - by a literal that is not itself a `:=` (a condition, a comparison, a
 //!   call, `=`, the collection or pattern of `some … in`),
-//! - by the rule's head (or a comprehension's term, for a binding inside
-//!   the comprehension), or
+//! - by the rule's head, where an undefined value makes the rule's value
+//!   undefined or adds no element: a complete rule's or a function's value,
+//!   a partial set's element, a set comprehension's term (array and object
+//!   comprehensions on the VM keep an undefined element), or
 //! - by the right-hand side of a `:=` that binds a guarded variable.
 //!
 //! A binding none of whose variables is guarded is a gap. The analysis is
@@ -55,23 +57,46 @@ pub fn find(rule: &Rule) -> Option<VmGap> {
     let Rule::Spec { head, bodies, .. } = rule else {
         return None;
     };
-    let mut head_uses: Vec<&Expr> = Vec::new();
-    match head {
+    // Heads that come out undefined, as in OPA, for an undefined value: a
+    // complete rule's or a function's value (else values included), and a
+    // partial set's element (skipped). A partial object's key and value
+    // are not counted: the VM may keep an undefined one.
+    let (head_uses, values_count): (Vec<&Expr>, bool) = match head {
         RuleHead::Compr { refr, assign, .. } => {
-            head_uses.push(refr);
-            head_uses.extend(assign.iter().map(|a| a.value.as_ref()));
+            let complete = matches!(refr.as_ref(), Expr::Var { .. });
+            let uses = assign.iter().map(|a| a.value.as_ref());
+            (uses.filter(|_| complete).collect(), complete)
         }
-        RuleHead::Set { refr, key, .. } => {
-            head_uses.push(refr);
-            head_uses.extend(key.iter().map(|k| k.as_ref()));
+        RuleHead::Set { key, .. } => (key.iter().map(|k| k.as_ref()).collect(), false),
+        RuleHead::Func { assign, .. } => (assign.iter().map(|a| a.value.as_ref()).collect(), true),
+    };
+    // Comprehensions in the head (a rule whose value is one) have bodies
+    // of their own.
+    let head_exprs: Vec<&Expr> = match head {
+        RuleHead::Compr { refr, assign, .. } => {
+            let value = assign.iter().map(|a| a.value.as_ref());
+            std::iter::once(refr.as_ref()).chain(value).collect()
         }
-        RuleHead::Func { assign, .. } => {
-            head_uses.extend(assign.iter().map(|a| a.value.as_ref()));
-        }
+        RuleHead::Set { refr, key, .. } => std::iter::once(refr.as_ref())
+            .chain(key.iter().map(|k| k.as_ref()))
+            .collect(),
+        RuleHead::Func { assign, .. } => assign.iter().map(|a| a.value.as_ref()).collect(),
+    };
+    let else_values = bodies
+        .iter()
+        .flat_map(|b| b.assign.iter().map(|a| a.value.as_ref()));
+    if let Some(gap) = head_exprs
+        .into_iter()
+        .chain(else_values)
+        .find_map(nested_gap)
+    {
+        return Some(gap);
     }
     bodies.iter().find_map(|body| {
         let mut uses = head_uses.clone();
-        uses.extend(body.assign.iter().map(|a| a.value.as_ref()));
+        if values_count {
+            uses.extend(body.assign.iter().map(|a| a.value.as_ref()));
+        }
         query_gap(&body.query, &uses)
     })
 }
@@ -180,13 +205,13 @@ fn nested_gap(expr: &Expr) -> Option<VmGap> {
         if found.is_some() {
             return;
         }
+        // A set comprehension skips an undefined element; array and
+        // object comprehensions on the VM keep it.
         found = match node {
-            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-                query_gap(query, &[term])
+            Expr::SetCompr { term, query, .. } => query_gap(query, &[term]),
+            Expr::ArrayCompr { query, .. } | Expr::ObjectCompr { query, .. } => {
+                query_gap(query, &[])
             }
-            Expr::ObjectCompr {
-                key, value, query, ..
-            } => query_gap(query, &[key, value]),
             _ => None,
         };
     });
@@ -275,10 +300,13 @@ in_comprehension if { x := input.a; count([1 | x == 1]) == 0 }
 only_assigned if { x := input.a; y := {"k": x}; true }
 inside contains n if { some n in [1, 2]; count([1 | m := input.a; true]) > 0 }
 destructured if { [a, b] := input.pair; not a }
+array_term := [m | some f in ["x", "y"]; m := input[f]]
+object_value := {f: m | some f in ["x", "y"]; m := input[f]}
+object_rule[f] := m if { some f in ["x", "y"]; m := input[f] }
 "#;
         assert_eq!(
             gaps(module),
-            ["x@3", "x@4", "x@5", "x@6", "m@7", "a@8"],
+            ["x@3", "x@4", "x@5", "x@6", "m@7", "a@8", "m@9", "m@10", "m@11"],
             "every binding the VM would not fail on"
         );
     }
@@ -299,6 +327,9 @@ comprehension if { xs := [y | some y in input.ys]; count(xs) == 0 }
 iterated if { xs := input.xs; some x in xs; not x }
 unified if { x = input.a; not x }
 f(a) := b if { b := a.c }
+set_term := {m | some f in ["x", "y"]; m := input[f]}
+member if { x := input.a; x in {1, 2}; not x == 1 }
+else_value := 1 if { false } else := m if { m := input.a }
 "#;
         assert_eq!(gaps(module), Vec::<String>::new());
     }
@@ -311,6 +342,7 @@ import rego.v1
 unused if { x := input.a }
 negated contains n if { some n in [1, 2]; x := input.a; not startswith(x, "a") }
 in_comprehension if { x := input.a; count([1 | x == 1]) == 0 }
+array_term := [m | some f in ["a", "b"]; m := input[f]]
 "#;
 
     const GUARDED: &str = r#"package q
@@ -320,6 +352,8 @@ guard_after contains n if { some n in [1, 2]; x := input.a; not is_number(x); x 
 through_binding contains n if { some n in [1, 2]; q := input.quota; limit := q.cpu; limit > 4 }
 yielded contains v if { x := input.a; v := {"x": x} }
 message contains msg if { x := input.a; not x == 1; msg := sprintf("%v", [x]) }
+set_term := {m | some f in ["a", "b"]; m := input[f]}
+member contains n if { some n in [1, 2]; x := input.a; x in {3, "b"}; not x == 3 }
 "#;
 
     fn set() -> PolicySet {
@@ -340,7 +374,12 @@ message contains msg if { x := input.a; not x == 1; msg := sprintf("%v", [x]) }
     #[test]
     fn entry_points_with_a_gap_stay_on_the_interpreter_and_answer_like_opa() {
         let set = set();
-        for rule in ["p/unused", "p/negated", "p/in_comprehension"] {
+        for rule in [
+            "p/unused",
+            "p/negated",
+            "p/in_comprehension",
+            "p/array_term",
+        ] {
             let path = DataPath::parse(rule);
             assert!(!set.runs_on_vm(&path), "{rule} must not run on the VM");
             for json in ["{}", r#"{"a": "b"}"#] {
@@ -365,6 +404,8 @@ message contains msg if { x := input.a; not x == 1; msg := sprintf("%v", [x]) }
             "through_binding",
             "yielded",
             "message",
+            "set_term",
+            "member",
         ];
         for rule in rules {
             let path = DataPath::parse(&format!("q/{rule}"));
