@@ -179,3 +179,193 @@ fn vm_respects_the_time_limit() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// A small deterministic generator (xorshift), so a failure names an input
+/// that reproduces.
+struct Generator(u64);
+
+impl Generator {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick(&mut self, pool: &[serde_json::Value]) -> serde_json::Value {
+        pool[(self.next() % pool.len() as u64) as usize].clone()
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// An environment request with each field present or missing, of the right
+/// type or not, over and under the quotas and caps; a third are the example
+/// request with at most one field changed and its CPU usage varied, most of
+/// which pass.
+fn generated_request(g: &mut Generator, example: &serde_json::Value) -> serde_json::Value {
+    if g.chance(2) {
+        return g.pick(&[
+            json!("text"),
+            json!([1, 2]),
+            json!(null),
+            json!(3),
+            json!({}),
+        ]);
+    }
+    let fields: [(&str, Vec<serde_json::Value>); 7] = [
+        (
+            "team",
+            vec![
+                json!("payments"),
+                json!("billing"),
+                json!("catalog"),
+                json!("nobody"),
+                json!(42),
+                json!(null),
+            ],
+        ),
+        (
+            "owner",
+            vec![
+                json!("ana"),
+                json!("mo"),
+                json!("ben"),
+                json!("mallory"),
+                json!(7),
+                json!(["ana"]),
+            ],
+        ),
+        (
+            "class",
+            vec![
+                json!("dev"),
+                json!("feature"),
+                json!("staging"),
+                json!("prod"),
+                json!("huge"),
+                json!(3),
+            ],
+        ),
+        (
+            "name",
+            vec![
+                json!("feature-payments"),
+                json!("-x"),
+                json!("x-"),
+                json!(""),
+                json!("Bad_Name"),
+                json!(5),
+            ],
+        ),
+        (
+            "ttl_hours",
+            vec![
+                json!(24),
+                json!(168),
+                json!(500),
+                json!("7d"),
+                json!(null),
+                json!(0),
+            ],
+        ),
+        (
+            "estimated_monthly_cost",
+            vec![
+                json!(100),
+                json!(5000),
+                json!(30000),
+                json!("lots"),
+                json!(null),
+                json!(0.5),
+            ],
+        ),
+        (
+            "source_env",
+            vec![json!("prod"), json!("staging"), json!("dev"), json!(1)],
+        ),
+    ];
+    if g.chance(33) {
+        let mut request = example.clone();
+        let (field, pool) = &fields[(g.next() % fields.len() as u64) as usize];
+        if g.chance(50) {
+            request[*field] = g.pick(pool);
+        }
+        request["usage"]["cpu"] = json!(g.next() % 160);
+        return request;
+    }
+    let mut request = serde_json::Map::new();
+    for (field, pool) in fields {
+        if g.chance(88) {
+            request.insert(field.into(), g.pick(&pool));
+        }
+    }
+    let dimensions = [
+        "cpu",
+        "memory_gb",
+        "storage_gb",
+        "gpu",
+        "databases",
+        "caches",
+        "environments",
+        "monthly_cost",
+        "other",
+    ];
+    for map in ["resources", "usage"] {
+        match g.next() % 10 {
+            0 => {}
+            1 => {
+                request.insert(
+                    map.into(),
+                    g.pick(&[json!("lots"), json!([1]), json!(null)]),
+                );
+            }
+            _ => {
+                let mut amounts = serde_json::Map::new();
+                for dimension in dimensions {
+                    if g.chance(60) {
+                        let amount = match g.next() % 12 {
+                            0 => json!("4"),
+                            1 => json!(null),
+                            2 => json!(2.5),
+                            3 => json!(-1),
+                            4 => json!([1]),
+                            5 => json!(100000),
+                            _ => json!(g.next() % 700),
+                        };
+                        amounts.insert(dimension.into(), amount);
+                    }
+                }
+                request.insert(map.into(), serde_json::Value::Object(amounts));
+            }
+        }
+    }
+    serde_json::Value::Object(request)
+}
+
+#[test]
+fn vm_and_interpreter_agree_on_generated_environment_requests() {
+    let set = shipped_policy_set();
+    let path = DataPath::parse("provisioning/decision");
+    assert!(set.runs_on_vm(&path));
+    let example = example_request();
+    let mut generator = Generator(0x9e37_79b9_7f4a_7c15);
+    let mut denied = 0;
+    for _ in 0..1500 {
+        let input = generated_request(&mut generator, &example);
+        let vm = set.evaluate(&path, Some(Value::from(input.clone())));
+        let interpreted = set.evaluate_interpreted(&path, Some(Value::from(input.clone())));
+        assert!(
+            same(&vm, &interpreted),
+            "input {input}:\n  vm:          {vm:?}\n  interpreter: {interpreted:?}"
+        );
+        let decision = vm.expect("the quota policy raises no error on bad input");
+        if decision["allowed"] == Value::from(false) {
+            denied += 1;
+        }
+    }
+    // The generator reaches both answers.
+    assert!((100..1500).contains(&denied), "{denied} of 1500 denied");
+}
