@@ -22,7 +22,15 @@ secret_path := input.secret_path if is_string(input.secret_path)
 
 duration := input.duration_seconds if is_number(input.duration_seconds)
 
+# Prod when the caller says so, or when a segment of the path names a prod
+# environment (kv/prod/...): a request cannot lower its own environment to
+# get the non-prod cap or skip the reason.
 prod if input.environment in settings.prod_environments
+
+prod if {
+	some part in split(secret_path, "/")
+	part in settings.prod_environments
+}
 
 # The registered prefix that matches the path most specifically, by
 # segments ("kv/prod/payments-api" matches "kv/prod/payments-api/db").

@@ -56,6 +56,17 @@ test_non_prod_uses_default_cap if {
 	decide({"secret_path": "kv/dev/payments-api/token", "environment": "dev", "duration_seconds": 30000}).reasons == ["duration 30000 s exceeds the automatic approval cap of 28800 s"]
 }
 
+test_a_prod_path_is_prod_whatever_the_environment_says if {
+	# The path names prod: claiming dev (or nothing) gets neither the
+	# default cap nor a pass on the reason.
+	d := decide({"environment": "dev", "duration_seconds": 7200})
+	d.decision == "review"
+	d.reasons == ["duration 7200 s exceeds the automatic approval cap of 3600 s for prod"]
+	decide({"environment": "dev", "reason": ""}).reasons == ["prod access needs a reason"]
+	no_environment := access.decision with input as object.remove(base, ["environment"]) with data.platform as fixtures.platform
+	no_environment.max_duration_seconds == 3600
+}
+
 test_unknown_requester_is_denied if {
 	d := decide({"requester": "mallory"})
 	d.decision == "deny"
