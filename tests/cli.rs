@@ -87,6 +87,8 @@ fn check_passes_on_shipped_bundles_and_reports_every_error_with_position() {
     let (code, stdout, stderr) = run(&["check", "policies", "bundles"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.starts_with("ok: 2 bundle(s)"), "{stdout}");
+    // Every shipped entry point runs on the VM.
+    assert!(!stdout.contains("note:"), "{stdout}");
 
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("a.rego"), "package a\n\nx := := 1\n").unwrap();
@@ -102,6 +104,29 @@ fn check_passes_on_shipped_bundles_and_reports_every_error_with_position() {
     assert!(stderr.contains(&format!("{name}/a.rego:3:")), "{stderr}");
     assert!(stderr.contains(&format!("{name}/b.rego:")), "{stderr}");
     assert!(stderr.contains("2 error(s)"), "{stderr}");
+
+    // A rule the VM would answer differently from OPA is a note, not an
+    // error: it runs on the interpreter.
+    let gap = tempfile::tempdir().unwrap();
+    std::fs::write(
+        gap.path().join("g.rego"),
+        "package g\n\nimport rego.v1\n\nallow if {\n  role := input.role\n  not role == \"guest\"\n}\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(&["check", gap.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let name = gap
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        stdout.contains(&format!(
+            "note: data.g.allow runs on the interpreter: {name}/g.rego:6:3: `role := …`"
+        )),
+        "{stdout}"
+    );
 
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("data.json"), "{\"a\": [1,\n 2,,]}").unwrap();

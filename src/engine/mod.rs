@@ -92,6 +92,9 @@ pub struct PolicySet {
     rule_paths: HashSet<String>,
     /// VM programs for the rule paths the VM compiles.
     vm: vm::VmPrograms,
+    /// Entry points kept on the interpreter because the VM would answer
+    /// them differently from OPA, with the binding that decided it.
+    vm_gaps: Vec<(String, vm_gaps::VmGap)>,
     /// What each rule reads (for paths not precomputed below).
     summaries: Arc<Vec<reads::RuleSummary>>,
     /// What each rule path and package path reads, computed at activation.
@@ -220,6 +223,7 @@ impl PolicySet {
                 (path.as_ref_str().to_string(), Arc::new(set))
             })
             .collect();
+        let mut gaps = Vec::new();
         let vm = if options.use_vm {
             let servable = rule_paths
                 .iter()
@@ -237,16 +241,19 @@ impl PolicySet {
                         %gap,
                         "evaluated by the interpreter: the VM would not fail this body when the value is undefined"
                     );
+                    gaps.push(((*path).clone(), gap.clone()));
                     false
                 });
             vm::VmPrograms::compile(&engine, servable, timer)
         } else {
             vm::VmPrograms::default()
         };
+        gaps.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(PolicySet {
             template: engine,
             rule_paths: rule_paths.into_keys().collect(),
             vm,
+            vm_gaps: gaps,
             summaries: Arc::new(summaries),
             read_trees: Arc::new(
                 reads
@@ -272,6 +279,13 @@ impl PolicySet {
         let mut paths: Vec<String> = self.vm.entry_points().cloned().collect();
         paths.sort();
         paths
+    }
+
+    /// Entry points kept on the interpreter because regorus's VM would
+    /// answer them differently from OPA ([`vm_gaps`]), sorted, each with
+    /// the binding that decided it.
+    pub fn vm_gaps(&self) -> &[(String, vm_gaps::VmGap)] {
+        &self.vm_gaps
     }
 
     /// Whether `path` is evaluated on the bytecode VM.
