@@ -25,6 +25,19 @@ kind := request.kind.kind
 
 namespace := request.namespace
 
+# The object's name, for messages. A Pod created by a controller (a
+# ReplicaSet's, a Job's) has only metadata.generateName when it is
+# admitted, and a denial whose message needed metadata.name would vanish
+# with it.
+default object_name := "(unnamed)"
+
+object_name := obj.metadata.name if is_string(obj.metadata.name)
+
+object_name := concat("", [obj.metadata.generateName, "*"]) if {
+	not is_string(obj.metadata.name)
+	is_string(obj.metadata.generateName)
+}
+
 default labels := {}
 
 labels := obj.metadata.labels if is_object(obj.metadata.labels)
@@ -59,7 +72,7 @@ deny contains msg if {
 	labelled_kinds[kind]
 	some key in [settings.labels.team, settings.labels.owner]
 	not labels[key]
-	msg := sprintf("%s %s must carry the label %s", [kind, obj.metadata.name, key])
+	msg := sprintf("%s %s must carry the label %s", [kind, object_name, key])
 }
 
 deny contains msg if {
@@ -67,7 +80,7 @@ deny contains msg if {
 	labelled_kinds[kind]
 	value := labels[settings.labels.team]
 	not data.platform.teams[value]
-	msg := sprintf("%s %s names team %q, which is not in the platform catalog", [kind, obj.metadata.name, value])
+	msg := sprintf("%s %s names team %q, which is not in the platform catalog", [kind, object_name, value])
 }
 
 # --- pods and the workloads that own them
@@ -148,7 +161,7 @@ deny contains msg if {
 	checked
 	some field in ["hostNetwork", "hostPID", "hostIPC"]
 	pod_spec[field] == true
-	msg := sprintf("%s %s must not set %s", [kind, obj.metadata.name, field])
+	msg := sprintf("%s %s must not set %s", [kind, object_name, field])
 }
 
 deny contains msg if {
@@ -180,7 +193,7 @@ deny contains msg if {
 	kind == "Namespace"
 	labels[settings.labels.class] == "feature"
 	not annotations[settings.ttl_annotation]
-	msg := sprintf("feature namespace %s must carry the %s annotation", [obj.metadata.name, settings.ttl_annotation])
+	msg := sprintf("feature namespace %s must carry the %s annotation", [object_name, settings.ttl_annotation])
 }
 
 # --- network objects, through the network guardrails
@@ -213,5 +226,5 @@ deny contains msg if {
 	class != "prod"
 	some rule in object.get(obj.spec, "rules", [])
 	startswith(rule.host, "*.")
-	msg := sprintf("Ingress %s: wildcard host %s is only allowed in prod", [obj.metadata.name, rule.host])
+	msg := sprintf("Ingress %s: wildcard host %s is only allowed in prod", [object_name, rule.host])
 }

@@ -47,6 +47,23 @@ test_missing_and_unknown_labels if {
 	deny(review("Pod", "payments-dev", stranger)) == {"Pod api names team \"ghosts\", which is not in the platform catalog"}
 }
 
+test_a_pod_named_by_its_controller_is_denied_like_any_other if {
+	# ReplicaSet pods arrive with generateName and no name: every denial
+	# still applies, named after the prefix.
+	generated := json.patch(pod("payments-dev", {"hostNetwork": true}), [
+		{"op": "remove", "path": "/metadata/name"},
+		{"op": "add", "path": "/metadata/generateName", "value": "api-7d9f-"},
+		{"op": "replace", "path": "/metadata/labels", "value": {}},
+	])
+	deny(review("Pod", "payments-dev", generated)) == {
+		"Pod api-7d9f-* must carry the label portcullis.dev/team",
+		"Pod api-7d9f-* must carry the label portcullis.dev/owner",
+		"Pod api-7d9f-* must not set hostNetwork",
+	}
+	nameless := json.patch(generated, [{"op": "remove", "path": "/metadata/generateName"}])
+	deny(review("Pod", "payments-dev", nameless))["Pod (unnamed) must not set hostNetwork"]
+}
+
 test_resources_are_required if {
 	c := object.union(object.remove(container, ["resources"]), {"resources": {"requests": {"cpu": "100m"}}})
 	d := deny(review("Pod", "payments-dev", pod("payments-dev", {"containers": [c]})))
