@@ -124,7 +124,9 @@ object_violations(obj, ctx) := policy_violations(obj, ctx) if obj.kind == "Netwo
 
 object_violations(obj, _) := set() if not obj.kind in {"Service", "NetworkPolicy"}
 
-object_name(obj) := concat("/", [obj.kind, object.get(obj.metadata, "namespace", ""), object.get(obj.metadata, "name", "")])
+# Defined for any object of a known kind, metadata or not: a violation's
+# message must not need a field whose absence would drop the violation.
+object_name(obj) := concat("/", [obj.kind, object.get(obj, ["metadata", "namespace"], ""), object.get(obj, ["metadata", "name"], "")])
 
 exposing_service_types := {"LoadBalancer", "NodePort"}
 

@@ -55,6 +55,14 @@ test_load_balancer_in_dev_and_feature_is_refused if {
 	not codes(env("prod", [default_deny("payments-x"), service("payments-x", "LoadBalancer")]))["exposed_service"]
 }
 
+test_objects_without_metadata_are_still_checked if {
+	# A manifest without metadata names no object, but its violations stand.
+	p := object.remove(policy("payments-x", {"ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]}), ["metadata"])
+	codes(env("feature", [default_deny("payments-x"), p]))["public_ingress"]
+	s := object.remove(service("payments-x", "LoadBalancer"), ["metadata"])
+	codes(env("feature", [default_deny("payments-x"), s]))["exposed_service"]
+}
+
 test_public_ingress_is_refused_outside_ingress_controllers if {
 	p := policy("payments-x", {"ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]})
 	codes(env("prod", [default_deny("payments-x"), p]))["public_ingress"]
