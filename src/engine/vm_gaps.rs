@@ -171,11 +171,14 @@ fn query_gap(query: &Query, head_uses: &[&Expr]) -> Option<VmGap> {
     let gap = bindings
         .iter()
         .zip(&done)
-        .find(|(binding, done)| {
-            !**done && !binding.variables.is_empty() && can_be_undefined(binding.value)
-        })
+        .find(|(binding, done)| !**done && can_be_undefined(binding.value))
         .map(|(binding, _)| VmGap {
-            variable: binding.variables[0].clone(),
+            // `_ := <expr>` binds nothing, and nothing can guard it.
+            variable: binding
+                .variables
+                .first()
+                .map_or("_", String::as_str)
+                .to_string(),
             location: binding.location.clone(),
         });
     gap.or_else(|| {
@@ -303,10 +306,11 @@ destructured if { [a, b] := input.pair; not a }
 array_term := [m | some f in ["x", "y"]; m := input[f]]
 object_value := {f: m | some f in ["x", "y"]; m := input[f]}
 object_rule[f] := m if { some f in ["x", "y"]; m := input[f] }
+wildcard if { _ := input.a }
 "#;
         assert_eq!(
             gaps(module),
-            ["x@3", "x@4", "x@5", "x@6", "m@7", "a@8", "m@9", "m@10", "m@11"],
+            ["x@3", "x@4", "x@5", "x@6", "m@7", "a@8", "m@9", "m@10", "m@11", "_@12"],
             "every binding the VM would not fail on"
         );
     }
