@@ -36,7 +36,7 @@ default declared_namespaces := []
 declared_namespaces := input.namespaces if is_array(input.namespaces)
 
 # Every namespace of the environment: declared, or holding an object.
-namespaces := {ns | some ns in declared_namespaces} | {ns |
+namespaces := {ns | some ns in declared_namespaces; is_string(ns)} | {ns |
 	some obj in objects
 	ns := obj.metadata.namespace
 	is_string(ns)
@@ -58,6 +58,12 @@ violations contains v if {
 	field in {"objects", "namespaces"}
 	not is_array(value)
 	v := {"code": "invalid_field", "object": "", "message": sprintf("%s must be an array", [field])}
+}
+
+violations contains v if {
+	some ns in declared_namespaces
+	not is_string(ns)
+	v := {"code": "invalid_field", "object": "", "message": sprintf("namespaces must list names, not %v", [ns])}
 }
 
 violations contains v if {
@@ -87,8 +93,8 @@ violations contains v if {
 warnings contains w if {
 	some obj in objects
 	obj.kind == "NetworkPolicy"
-	some rule in object.get(obj.spec, "ingress", [])
-	some peer in object.get(rule, "from", [])
+	some rule in list_field(obj.spec, "ingress")
+	some peer in rule_peers(rule, "from")
 	peer.namespaceSelector == {}
 	w := {
 		"code": "all_namespaces",
@@ -103,14 +109,18 @@ default_deny_namespaces contains ns if {
 	obj.kind == "NetworkPolicy"
 	ns := obj.metadata.namespace
 	selects_all_pods(obj.spec)
-	"Ingress" in object.get(obj.spec, "policyTypes", [])
-	count(object.get(obj.spec, "ingress", [])) == 0
+	"Ingress" in list_field(obj.spec, "policyTypes")
+	count(list_field(obj.spec, "ingress")) == 0
 }
 
+# An absent or empty podSelector selects every pod; anything else, a
+# malformed selector included, is not taken for one.
 selects_all_pods(spec) if {
+	is_object(spec)
 	selector := object.get(spec, "podSelector", {})
-	count(object.get(selector, "matchLabels", {})) == 0
-	count(object.get(selector, "matchExpressions", [])) == 0
+	is_object(selector)
+	object.get(selector, "matchLabels", {}) in {{}, null}
+	object.get(selector, "matchExpressions", []) in {[], null}
 }
 
 # --- one object at a time (also used by data.admission)
@@ -124,14 +134,31 @@ object_violations(obj, ctx) := policy_violations(obj, ctx) if obj.kind == "Netwo
 
 object_violations(obj, _) := set() if not obj.kind in {"Service", "NetworkPolicy"}
 
-# Defined for any object of a known kind, metadata or not: a violation's
-# message must not need a field whose absence would drop the violation.
-object_name(obj) := concat("/", [obj.kind, object.get(obj, ["metadata", "namespace"], ""), object.get(obj, ["metadata", "name"], "")])
+# A list field of a NetworkPolicy spec or rule: [] when it is missing,
+# null or not a list, as Kubernetes reads a null list.
+list_field(obj, field) := obj[field] if is_array(obj[field])
+
+else := []
+
+# The peers a rule admits. Kubernetes admits every address when a rule
+# lists no peers (the field missing, null or empty), so such a rule is
+# checked as the blocks 0.0.0.0/0 and ::/0.
+all_addresses := [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
+
+rule_peers(rule, field) := rule[field] if {
+	is_array(rule[field])
+	count(rule[field]) > 0
+} else := all_addresses
+
+# Defined for any object of a known kind, metadata or not, and whatever
+# the types of its fields: a violation's message must not need a field
+# whose absence would drop the violation, nor raise an error on bad input.
+object_name(obj) := sprintf("%v/%v/%v", [obj.kind, object.get(obj, ["metadata", "namespace"], ""), object.get(obj, ["metadata", "name"], "")])
 
 exposing_service_types := {"LoadBalancer", "NodePort"}
 
 service_violations(obj, ctx) := {v |
-	service_type := object.get(obj.spec, "type", "ClusterIP")
+	service_type := object.get(obj, ["spec", "type"], "ClusterIP")
 	exposing_service_types[service_type]
 	ctx.class in {"dev", "feature"}
 	v := {
@@ -144,8 +171,8 @@ service_violations(obj, ctx) := {v |
 policy_violations(obj, ctx) := vs if {
 	name := object_name(obj)
 	is_string(name)
-	from := [peer | some rule in object.get(obj.spec, "ingress", []); some peer in object.get(rule, "from", [])]
-	to := [peer | some rule in object.get(obj.spec, "egress", []); some peer in object.get(rule, "to", [])]
+	from := [peer | some rule in list_field(obj.spec, "ingress"); some peer in rule_peers(rule, "from")]
+	to := [peer | some rule in list_field(obj.spec, "egress"); some peer in rule_peers(rule, "to")]
 	ingress_blocks := {cidr | some peer in from; cidr := peer.ipBlock.cidr; valid_cidr(cidr)}
 	egress_blocks := {cidr | some peer in to; cidr := peer.ipBlock.cidr; valid_cidr(cidr)}
 	# A block is public unless it lies wholly inside a private range. Each

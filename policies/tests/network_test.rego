@@ -55,6 +55,17 @@ test_load_balancer_in_dev_and_feature_is_refused if {
 	not codes(env("prod", [default_deny("payments-x"), service("payments-x", "LoadBalancer")]))["exposed_service"]
 }
 
+test_rules_without_peers_admit_every_address if {
+	# Kubernetes reads a rule with no from/to as "from/to anywhere".
+	open_egress := policy("payments-x", {"egress": [{"ports": [{"port": 443}]}]})
+	codes(env("feature", [default_deny("payments-x"), open_egress]))["internet_egress"]
+	codes(env("feature", [default_deny("payments-x"), open_egress]))["protected_destination"]
+	open_ingress := policy("payments-x", {"ingress": [{"from": []}]})
+	codes(env("feature", [default_deny("payments-x"), open_ingress]))["public_ingress"]
+	null_ingress := policy("payments-x", {"ingress": null})
+	not codes(env("feature", [default_deny("payments-x"), null_ingress]))["public_ingress"]
+}
+
 test_objects_without_metadata_are_still_checked if {
 	# A manifest without metadata names no object, but its violations stand.
 	p := object.remove(policy("payments-x", {"ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]}), ["metadata"])
