@@ -91,7 +91,13 @@ pod_spec := obj.spec.template.spec if kind in {"Deployment", "StatefulSet", "Dae
 
 pod_spec := obj.spec.jobTemplate.spec.template.spec if kind == "CronJob"
 
-containers := array.concat(object.get(pod_spec, "initContainers", []), object.get(pod_spec, "containers", []))
+containers := array.concat(list_field(pod_spec, "initContainers"), list_field(pod_spec, "containers"))
+
+# A list field of an object: [] when it is missing, null or not a list, so
+# that no check raises an error on a malformed object.
+list_field(obj, field) := obj[field] if is_array(obj[field])
+
+else := []
 
 deny contains msg if {
 	checked
@@ -102,10 +108,28 @@ deny contains msg if {
 	msg := sprintf("container %s must set resources.%s.%s", [c.name, kind_of, resource])
 }
 
+# A resource amount the API server would accept ("250m", "1.5", "2Gi").
+# Checked before units.parse, which raises an error on anything else.
+quantity(value) if {
+	is_string(value)
+	regex.match(`^([0-9]+(\.[0-9]*)?|\.[0-9]+)([numkMGTPE]|[KMGTPE]i)?$`, value)
+}
+
+deny contains msg if {
+	checked
+	some c in containers
+	some kind_of in ["requests", "limits"]
+	some resource in ["cpu", "memory"]
+	value := c.resources[kind_of][resource]
+	not quantity(value)
+	msg := sprintf("container %s: resources.%s.%s %v is not a quantity", [c.name, kind_of, resource, value])
+}
+
 deny contains msg if {
 	checked
 	caps := settings.container_caps[class]
 	some c in containers
+	quantity(c.resources.limits.cpu)
 	cpu := units.parse(c.resources.limits.cpu)
 	cpu > caps.cpu
 	msg := sprintf("container %s: cpu limit %v exceeds the %s cap of %v", [c.name, c.resources.limits.cpu, class, caps.cpu])
@@ -115,6 +139,7 @@ deny contains msg if {
 	checked
 	caps := settings.container_caps[class]
 	some c in containers
+	quantity(c.resources.limits.memory)
 	memory := units.parse_bytes(c.resources.limits.memory)
 	memory > caps.memory_bytes
 	msg := sprintf("container %s: memory limit %v exceeds the %s cap of %v bytes", [c.name, c.resources.limits.memory, class, caps.memory_bytes])
@@ -128,6 +153,7 @@ deny contains msg if {
 }
 
 allowed_registry(image) if {
+	is_string(image)
 	some registry in settings.allowed_registries
 	startswith(image, concat("", [registry, "/"]))
 }
@@ -140,9 +166,13 @@ deny contains msg if {
 }
 
 # Pinned: a digest, or a tag (after the last "/") that is not "latest".
-pinned(image) if contains(image, "@sha256:")
+pinned(image) if {
+	is_string(image)
+	contains(image, "@sha256:")
+}
 
 pinned(image) if {
+	is_string(image)
 	not contains(image, "@")
 	parts := split(image, "/")
 	last := parts[count(parts) - 1]
@@ -166,14 +196,14 @@ deny contains msg if {
 
 deny contains msg if {
 	checked
-	some volume in object.get(pod_spec, "volumes", [])
+	some volume in list_field(pod_spec, "volumes")
 	volume.hostPath
 	msg := sprintf("volume %s must not mount a hostPath", [volume.name])
 }
 
 warn contains msg if {
 	checked
-	some c in object.get(pod_spec, "containers", [])
+	some c in list_field(pod_spec, "containers")
 	not c.readinessProbe
 	msg := sprintf("container %s has no readinessProbe", [c.name])
 }
@@ -205,8 +235,8 @@ deny contains msg if {
 network_view := {
 	"kind": kind,
 	"metadata": {
-		"name": object.get(obj.metadata, "name", ""),
-		"namespace": object.get(obj.metadata, "namespace", namespace),
+		"name": object.get(obj, ["metadata", "name"], ""),
+		"namespace": object.get(obj, ["metadata", "namespace"], namespace),
 		"labels": labels,
 	},
 	"spec": object.get(obj, "spec", {}),
@@ -224,7 +254,7 @@ deny contains msg if {
 	checked
 	kind == "Ingress"
 	class != "prod"
-	some rule in object.get(obj.spec, "rules", [])
+	some rule in list_field(obj.spec, "rules")
 	startswith(rule.host, "*.")
 	msg := sprintf("Ingress %s: wildcard host %s is only allowed in prod", [object_name, rule.host])
 }
