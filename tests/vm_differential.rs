@@ -369,3 +369,88 @@ fn vm_and_interpreter_agree_on_generated_environment_requests() {
     // The generator reaches both answers.
     assert!((100..1500).contains(&denied), "{denied} of 1500 denied");
 }
+
+/// `value` with a few random edits at random depths: a member removed, a
+/// value replaced by one of another JSON type, or an array emptied.
+fn mutated(value: &serde_json::Value, g: &mut Generator, depth: usize) -> serde_json::Value {
+    let replacement = |g: &mut Generator| {
+        g.pick(&[
+            json!(null),
+            json!("x"),
+            json!(0),
+            json!(-1.5),
+            json!(true),
+            json!([]),
+            json!({}),
+            json!(["x"]),
+        ])
+    };
+    if depth > 0 && g.chance(6) {
+        return replacement(g);
+    }
+    match value {
+        serde_json::Value::Object(members) => {
+            let mut out = serde_json::Map::new();
+            for (key, member) in members {
+                if g.chance(5) {
+                    continue;
+                }
+                out.insert(key.clone(), mutated(member, g, depth + 1));
+            }
+            serde_json::Value::Object(out)
+        }
+        serde_json::Value::Array(items) if g.chance(4) => {
+            let _ = items;
+            json!([])
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(
+            items
+                .iter()
+                .map(|item| mutated(item, g, depth + 1))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The callers of these paths send JSON nothing has validated, so any shape
+/// can arrive. (An AdmissionReview's object has passed the API server's
+/// schema validation before a webhook sees it: strings where strings are
+/// required, an image on every container. Mutating it freely mostly makes
+/// builtins raise errors, which the VM reports as undefined and the
+/// interpreter as errors; see ARCHITECTURE.md.)
+#[test]
+fn vm_and_interpreter_agree_on_mutated_examples_of_every_decision_path() {
+    let set = shipped_policy_set();
+    let cases = [
+        ("provisioning/decision", "feature-payments"),
+        ("secrets/access/decision", "secret-request"),
+        ("secrets/access/decision", "secret-request-review"),
+        ("network/decision", "network-feature-payments"),
+        ("network/decision", "network-violations"),
+    ];
+    let mut generator = Generator(0x2545_f491_4f6c_dd1d);
+    for (path, example) in cases {
+        let path = DataPath::parse(path);
+        assert!(set.runs_on_vm(&path), "{path:?} should run on the VM");
+        let text = std::fs::read_to_string(repo(&format!("examples/{example}.json"))).unwrap();
+        let input = serde_json::from_str::<serde_json::Value>(&text).unwrap()["input"].clone();
+        let mut distinct = std::collections::HashSet::new();
+        for _ in 0..250 {
+            let changed = mutated(&input, &mut generator, 0);
+            let vm = set.evaluate(&path, Some(Value::from(changed.clone())));
+            let interpreted = set.evaluate_interpreted(&path, Some(Value::from(changed.clone())));
+            assert!(
+                same(&vm, &interpreted),
+                "{example}, input {changed}:\n  vm:          {vm:?}\n  interpreter: {interpreted:?}"
+            );
+            distinct.insert(format!("{vm:?}"));
+        }
+        // The edits reach more than one answer.
+        assert!(
+            distinct.len() > 5,
+            "{example}: {} distinct answers",
+            distinct.len()
+        );
+    }
+}
