@@ -95,7 +95,7 @@ containers := array.concat(list_field(pod_spec, "initContainers"), list_field(po
 
 # A list field of an object: [] when it is missing, null or not a list, so
 # that no check raises an error on a malformed object.
-list_field(obj, field) := obj[field] if is_array(obj[field])
+list_field(parent, field) := parent[field] if is_array(parent[field])
 
 else := []
 

@@ -25,10 +25,11 @@
 //! differently from OPA ([`super::vm_gaps`]); the same cone tells which
 //! entry points must stay on the interpreter.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead};
 
+use super::expr_walk::visit;
 use super::vm_gaps::{self, VmGap};
 use crate::location::Location;
 
@@ -315,6 +316,7 @@ pub fn summarise(engine: &mut regorus::Engine) -> Vec<RuleSummary> {
                 reads: ReadSet::default(),
                 data_refs: import_refs.clone(),
                 local_refs: BTreeSet::new(),
+                parameters: HashSet::new(),
             };
             // A definition is an alias only when its value resolves to input
             // (a `name := data.x` definition is an ordinary rule).
@@ -507,6 +509,9 @@ struct Walker<'a> {
     reads: ReadSet,
     data_refs: Vec<Vec<String>>,
     local_refs: BTreeSet<String>,
+    /// A function's parameter names: inside it they shadow the package's
+    /// rules (an alias among them), so a use of one is not a read.
+    parameters: HashSet<String>,
 }
 
 impl Walker<'_> {
@@ -536,7 +541,11 @@ impl Walker<'_> {
                     } => {
                         self.head_ref(refr);
                         for arg in args {
-                            self.expr(arg);
+                            visit(arg, &mut |node| {
+                                if let Expr::Var { span, .. } = node {
+                                    self.parameters.insert(span.text().to_string());
+                                }
+                            });
                         }
                         if let Some(assign) = assign {
                             self.expr(&assign.value);
@@ -601,6 +610,9 @@ impl Walker<'_> {
     /// A use of `name` followed by `path`: a rule of the package, and when
     /// it is an alias, a read of what it stands for plus `path`.
     fn use_name(&mut self, name: &str, path: Vec<String>) {
+        if self.parameters.contains(name) {
+            return;
+        }
         if let Some(prefixes) = self.aliases.get(name) {
             for prefix in prefixes {
                 let mut full = prefix.clone();
@@ -896,6 +908,20 @@ z := object.get(input.other, input.key, 0) if true
             let set = reads(&[&format!("package a\nallow if {{ {body} }}\n")], "a.allow");
             assert_eq!(set.input, InputReads::Whole, "{body}");
         }
+    }
+
+    #[test]
+    fn a_function_parameter_shadows_a_rule_of_the_same_name() {
+        let module = "package p\n\
+            obj := input.request.object\n\
+            names := [n | some c in obj.spec.containers; n := field(c, \"name\")]\n\
+            field(obj, key) := obj[key]\n";
+        // `obj[key]` inside the function is its parameter, not a read of
+        // the whole object through the alias.
+        assert_eq!(
+            paths(&reads(&[module], "p.names")),
+            ["request.object.spec.containers"]
+        );
     }
 
     #[test]
