@@ -136,7 +136,7 @@ object_violations(obj, _) := set() if not obj.kind in {"Service", "NetworkPolicy
 
 # A list field of a NetworkPolicy spec or rule: [] when it is missing,
 # null or not a list, as Kubernetes reads a null list.
-list_field(obj, field) := obj[field] if is_array(obj[field])
+list_field(parent, field) := parent[field] if is_array(parent[field])
 
 else := []
 
