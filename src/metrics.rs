@@ -80,6 +80,8 @@ pub struct Metrics {
     registry: Registry,
     bundle_info: IntGaugeVec,
     last_activation: IntGauge,
+    vm_entry_points: IntGauge,
+    vm_gap_entry_points: IntGauge,
     activations_ok: IntCounter,
     activations_failed: IntCounter,
     load_duration: Histogram,
@@ -173,6 +175,16 @@ impl Metrics {
         let last_activation = IntGauge::new(
             "bundle_last_activation_timestamp_seconds",
             "When the active snapshot was activated (Unix time).",
+        )
+        .expect("valid metric");
+        let vm_entry_points = IntGauge::new(
+            "vm_entry_points",
+            "Rule entry points of the active snapshot that run on the bytecode VM.",
+        )
+        .expect("valid metric");
+        let vm_gap_entry_points = IntGauge::new(
+            "vm_gap_entry_points",
+            "Rule entry points kept on the interpreter because the VM would answer them differently from OPA.",
         )
         .expect("valid metric");
         let activations = IntCounterVec::new(
@@ -350,6 +362,8 @@ impl Metrics {
             Box::new(constraint_violations.clone()),
             Box::new(bundle_info.clone()),
             Box::new(last_activation.clone()),
+            Box::new(vm_entry_points.clone()),
+            Box::new(vm_gap_entry_points.clone()),
             Box::new(activations.clone()),
             Box::new(load_duration.clone()),
         ];
@@ -388,6 +402,8 @@ impl Metrics {
             panics,
             bundle_info,
             last_activation,
+            vm_entry_points,
+            vm_gap_entry_points,
             load_duration,
         }
     }
@@ -434,6 +450,11 @@ impl Metrics {
             .unwrap_or(Duration::ZERO);
         self.last_activation
             .set(i64::try_from(at.as_secs()).unwrap_or(i64::MAX));
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.vm_entry_points
+            .set(count(snapshot.policies.vm_entry_points().len()));
+        self.vm_gap_entry_points
+            .set(count(snapshot.policies.vm_gaps().len()));
     }
 
     /// Record one answered HTTP request: its route pattern (e.g.

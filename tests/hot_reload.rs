@@ -280,3 +280,68 @@ async fn bundle_metrics_follow_activations_and_failures() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn entry_points_kept_off_the_vm_are_counted_and_still_answer_like_opa() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("hot");
+    write_bundle(&dir, "g1", "1");
+    // `role := …` used only under `not`: the VM would allow a request
+    // without a role; OPA and the interpreter do not.
+    std::fs::write(
+        dir.join("gate.rego"),
+        "package hot\n\nimport rego.v1\n\nallow if {\n  role := input.role\n  not role == \"guest\"\n}\n",
+    )
+    .unwrap();
+    let server = start_on(&dir).await;
+    let gauges = || async {
+        let text = server
+            .client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("{name} missing: {text}"))
+                .parse::<i64>()
+                .unwrap()
+        };
+        (
+            value("portcullis_vm_entry_points"),
+            value("portcullis_vm_gap_entry_points"),
+        )
+    };
+    let (on_vm, gaps) = gauges().await;
+    assert_eq!(gaps, 1, "data.hot.allow is kept off the VM");
+    assert!(on_vm >= 1, "data.hot.v runs on the VM");
+    let (status, body) = server
+        .post("/v1/data/hot/allow", json!({"input": {}}).to_string())
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body.get("result"), None, "undefined, as in OPA: {body}");
+    let (_, body) = server
+        .post(
+            "/v1/data/hot/allow",
+            json!({"input": {"role": "dev"}}).to_string(),
+        )
+        .await;
+    assert_eq!(body["result"], json!(true));
+
+    // Guarded, the rule goes back to the VM on the next activation.
+    std::fs::write(
+        dir.join("gate.rego"),
+        "package hot\n\nimport rego.v1\n\nallow if {\n  role := input.role\n  is_string(role)\n  not role == \"guest\"\n}\n",
+    )
+    .unwrap();
+    write_bundle(&dir, "g2", "2");
+    wait_for(&server, json!(2)).await;
+    let (on_vm_after, gaps_after) = gauges().await;
+    assert_eq!(gaps_after, 0);
+    assert_eq!(on_vm_after, on_vm + 1);
+    server.stop().await;
+}
