@@ -307,10 +307,17 @@ array_term := [m | some f in ["x", "y"]; m := input[f]]
 object_value := {f: m | some f in ["x", "y"]; m := input[f]}
 object_rule[f] := m if { some f in ["x", "y"]; m := input[f] }
 wildcard if { _ := input.a }
+in_every if { every n in [1, 2] { y := input.a[n]; not y == 3 } }
+in_else := 1 if { false } else := 2 if { y := input.a; not y }
+in_function(k) := 1 if { y := input[k]; not y }
+with_modifier := 1 if { y := input.a with input.b as 1; not y }
 "#;
         assert_eq!(
             gaps(module),
-            ["x@3", "x@4", "x@5", "x@6", "m@7", "a@8", "m@9", "m@10", "m@11", "_@12"],
+            [
+                "x@3", "x@4", "x@5", "x@6", "m@7", "a@8", "m@9", "m@10", "m@11", "_@12", "y@13",
+                "y@14", "y@15", "y@16"
+            ],
             "every binding the VM would not fail on"
         );
     }
