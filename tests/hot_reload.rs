@@ -295,15 +295,7 @@ async fn entry_points_kept_off_the_vm_are_counted_and_still_answer_like_opa() {
     .unwrap();
     let server = start_on(&dir).await;
     let gauges = || async {
-        let text = server
-            .client
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = server.metrics().await;
         let value = |name: &str| {
             text.lines()
                 .find_map(|line| line.strip_prefix(&format!("{name} ")))
