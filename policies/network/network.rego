@@ -227,7 +227,24 @@ policy_violations(obj, ctx) := vs if {
 			"message": sprintf("team %v does not allow ingress from team %v (data.platform.teams.%v.network.allow_from_teams)", [ctx.team, source, ctx.team]),
 		}
 	}
-	vs := (((invalid | public_ingress) | protected_egress) | internet_egress) | cross_team
+	# A namespaceSelector that selects by something other than the team
+	# label or the namespace name among its matchLabels (matchExpressions,
+	# or other labels only) can admit any team's namespaces, so it is not
+	# taken to admit only allowed ones. ({} is the all_namespaces warning.)
+	unresolved := {v |
+		some peer in from
+		selector := peer.namespaceSelector
+		is_object(selector)
+		selector != {}
+		not selector.matchLabels[team_label]
+		not selector.matchLabels["kubernetes.io/metadata.name"]
+		v := {
+			"code": "cross_team_ingress",
+			"object": name,
+			"message": sprintf("a namespaceSelector that names neither a team (%s) nor a namespace (kubernetes.io/metadata.name) can admit any team's namespaces: %v", [team_label, selector]),
+		}
+	}
+	vs := ((((invalid | public_ingress) | protected_egress) | internet_egress) | cross_team) | unresolved
 }
 
 valid_cidr(cidr) if {

@@ -124,6 +124,22 @@ test_malformed_cidr_is_reported if {
 	codes(env("prod", [default_deny("payments-x"), p])) == {"invalid_cidr"}
 }
 
+test_declared_namespaces_must_be_names if {
+	d := decide({"team": "payments", "class": "feature", "namespaces": [7], "objects": []})
+	some v in d.violations
+	v == {"code": "invalid_field", "object": "", "message": "namespaces must list names, not 7"}
+}
+
+test_a_selector_that_names_no_team_is_not_taken_for_consent if {
+	# matchExpressions, or other labels, can select any team's namespaces.
+	by_expression := policy("payments-x", {"ingress": [{"from": [{"namespaceSelector": {"matchExpressions": [{"key": "portcullis.dev/team", "operator": "In", "values": ["growth"]}]}}]}]})
+	codes(env("prod", [default_deny("payments-x"), by_expression]))["cross_team_ingress"]
+	by_other_label := policy("payments-x", {"ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"env": "prod"}}}]}]})
+	codes(env("prod", [default_deny("payments-x"), by_other_label]))["cross_team_ingress"]
+	by_team := policy("payments-x", {"ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"portcullis.dev/team": "payments", "env": "prod"}}}]}]})
+	not codes(env("prod", [default_deny("payments-x"), by_team]))["cross_team_ingress"]
+}
+
 test_cross_team_selector_needs_consent if {
 	from_checkout := policy("payments-x", {"ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"portcullis.dev/team": "checkout"}}}]}]})
 	decide(env("prod", [default_deny("payments-x"), from_checkout])).allowed
