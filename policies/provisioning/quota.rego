@@ -112,6 +112,30 @@ violations contains v if {
 	v := {"code": "invalid_field", "field": concat(".", ["usage", key]), "message": "usage amounts must be numbers"}
 }
 
+# A negative amount would offset the rest: -500 GB of storage requested, or
+# a negative cost, would let an over-quota team or budget through.
+violations contains v if {
+	some key, value in resources
+	is_number(value)
+	value < 0
+	v := {"code": "invalid_field", "field": concat(".", ["resources", key]), "message": "resource amounts must not be negative"}
+}
+
+violations contains v if {
+	some key, value in usage
+	is_number(value)
+	value < 0
+	v := {"code": "invalid_field", "field": concat(".", ["usage", key]), "message": "usage amounts must not be negative"}
+}
+
+violations contains v if {
+	some field in ["ttl_hours", "estimated_monthly_cost"]
+	value := input[field]
+	is_number(value)
+	value < 0
+	v := {"code": "invalid_field", "field": field, "message": sprintf("%s must not be negative", [field])}
+}
+
 # --- who and what
 
 violations contains v if {

@@ -115,6 +115,19 @@ test_wrong_types_are_denied_not_ignored if {
 	codes(object.union(request, {"ttl_hours": "7d"}))["invalid_field"]
 }
 
+test_negative_amounts_are_denied_not_offset if {
+	# A team at its storage quota cannot make room by asking for -100 GB,
+	# nor pass its budget with a negative cost.
+	at_quota := object.union(request, {"usage": {"storage_gb": 500}, "resources": {"storage_gb": -100}})
+	d := provisioning.decision with input as at_quota with data.platform as platform
+	not d.allowed
+	{"code": "invalid_field", "field": "resources.storage_gb", "message": "resource amounts must not be negative"} in d.violations
+	codes(object.union(request, {"usage": {"cpu": -5}}))["invalid_field"]
+	over_budget := object.union(request, {"usage": {"monthly_cost": 2500}, "estimated_monthly_cost": -600})
+	codes(over_budget)["invalid_field"]
+	codes(object.union(request, {"ttl_hours": -1}))["invalid_field"]
+}
+
 test_usage_that_is_not_a_number_is_denied_not_counted_as_zero if {
 	# 40 CPUs in use as a string: the request must not pass as if none were.
 	req := object.union(request, {"usage": {"cpu": "40"}})
