@@ -98,7 +98,24 @@ violations contains v if {
 	v := {"code": "invalid_field", "field": field, "message": sprintf("%s must be a number", [field])}
 }
 
+# Each map is checked in one pass; the per-amount rules below only look
+# for what is wrong when that pass fails.
+resources_valid if {
+	every value in resources {
+		is_number(value)
+		value >= 0
+	}
+}
+
+usage_valid if {
+	every value in usage {
+		is_number(value)
+		value >= 0
+	}
+}
+
 violations contains v if {
+	not resources_valid
 	some key, value in resources
 	not is_number(value)
 	v := {"code": "invalid_field", "field": concat(".", ["resources", key]), "message": "resource amounts must be numbers"}
@@ -107,6 +124,7 @@ violations contains v if {
 # Usage is what the team already consumes: an amount that is not a number
 # must not count as 0 and let the request through.
 violations contains v if {
+	not usage_valid
 	some key, value in usage
 	not is_number(value)
 	v := {"code": "invalid_field", "field": concat(".", ["usage", key]), "message": "usage amounts must be numbers"}
@@ -115,6 +133,7 @@ violations contains v if {
 # A negative amount would offset the rest: -500 GB of storage requested, or
 # a negative cost, would let an over-quota team or budget through.
 violations contains v if {
+	not resources_valid
 	some key, value in resources
 	is_number(value)
 	value < 0
@@ -122,6 +141,7 @@ violations contains v if {
 }
 
 violations contains v if {
+	not usage_valid
 	some key, value in usage
 	is_number(value)
 	value < 0
