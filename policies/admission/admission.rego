@@ -93,6 +93,11 @@ pod_spec := obj.spec.jobTemplate.spec.template.spec if kind == "CronJob"
 
 containers := array.concat(list_field(pod_spec, "initContainers"), list_field(pod_spec, "containers"))
 
+# Ephemeral containers (kubectl debug, through the pods/ephemeralcontainers
+# subresource) run inside the pod but may not set resources or probes: they
+# get the image and privilege checks only.
+all_containers := array.concat(containers, list_field(pod_spec, "ephemeralContainers"))
+
 # A list field of an object: [] when it is missing, null or not a list, so
 # that no check raises an error on a malformed object.
 list_field(parent, field) := parent[field] if is_array(parent[field])
@@ -128,7 +133,7 @@ deny contains msg if {
 
 deny contains msg if {
 	checked
-	some c in containers
+	some c in all_containers
 	not allowed_registry(c.image)
 	msg := sprintf("container %s: image %s is not from an allowed registry %v", [c.name, c.image, settings.allowed_registries])
 }
@@ -141,7 +146,7 @@ allowed_registry(image) if {
 
 deny contains msg if {
 	checked
-	some c in containers
+	some c in all_containers
 	not pinned(c.image)
 	msg := sprintf("container %s: image %s must name a tag other than latest, or a digest", [c.name, c.image])
 }
@@ -163,7 +168,7 @@ pinned(image) if {
 
 deny contains msg if {
 	checked
-	some c in containers
+	some c in all_containers
 	c.securityContext.privileged == true
 	msg := sprintf("container %s must not run privileged", [c.name])
 }
@@ -192,7 +197,7 @@ warn contains msg if {
 warn contains msg if {
 	checked
 	class == "prod"
-	some c in containers
+	some c in all_containers
 	not contains(c.image, "@sha256:")
 	msg := sprintf("container %s: pin prod images by digest", [c.name])
 }

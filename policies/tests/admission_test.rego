@@ -64,6 +64,23 @@ test_a_pod_named_by_its_controller_is_denied_like_any_other if {
 	deny(review("Pod", "payments-dev", nameless))["Pod (unnamed) must not set hostNetwork"]
 }
 
+test_ephemeral_debug_containers_get_the_image_and_privilege_checks if {
+	# kubectl debug --profile=sysadmin adds a privileged ephemeral container
+	# to a running Pod (an UPDATE of pods/ephemeralcontainers). It may not
+	# set resources, so only the image and privilege checks apply.
+	debugger := {"name": "debugger", "image": "docker.io/library/busybox:latest", "securityContext": {"privileged": true}}
+	debugged := pod("payments-dev", {"ephemeralContainers": [debugger]})
+	r := json.patch(review("Pod", "payments-dev", debugged), [
+		{"op": "replace", "path": "/request/operation", "value": "UPDATE"},
+		{"op": "add", "path": "/request/subResource", "value": "ephemeralcontainers"},
+	])
+	deny(r) == {
+		"container debugger must not run privileged",
+		"container debugger: image docker.io/library/busybox:latest is not from an allowed registry [\"registry.example.com\"]",
+		"container debugger: image docker.io/library/busybox:latest must name a tag other than latest, or a digest",
+	}
+}
+
 test_resources_are_required if {
 	c := object.union(object.remove(container, ["resources"]), {"resources": {"requests": {"cpu": "100m"}}})
 	d := deny(review("Pod", "payments-dev", pod("payments-dev", {"containers": [c]})))
