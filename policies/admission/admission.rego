@@ -173,6 +173,21 @@ deny contains msg if {
 	msg := sprintf("container %s must not run privileged", [c.name])
 }
 
+# Adding a capability outside the Pod Security Standards' baseline set
+# (SYS_ADMIN, NET_ADMIN, SYS_PTRACE, ...) is privilege by another name.
+baseline_capabilities := {
+	"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+	"NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+}
+
+deny contains msg if {
+	checked
+	some c in all_containers
+	some capability in list_field(object.get(c, ["securityContext", "capabilities"], {}), "add")
+	not capability in baseline_capabilities
+	msg := sprintf("container %s must not add the capability %v", [c.name, capability])
+}
+
 deny contains msg if {
 	checked
 	some field in ["hostNetwork", "hostPID", "hostIPC"]

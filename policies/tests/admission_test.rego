@@ -81,6 +81,13 @@ test_ephemeral_debug_containers_get_the_image_and_privilege_checks if {
 	}
 }
 
+test_capabilities_beyond_the_baseline_are_denied if {
+	admin := with_container({"securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE", "SYS_ADMIN"]}}})
+	deny(review("Pod", "payments-dev", admin)) == {"container api must not add the capability SYS_ADMIN"}
+	bind := with_container({"securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}}})
+	deny(review("Pod", "payments-dev", bind)) == set()
+}
+
 test_resources_are_required if {
 	c := object.union(object.remove(container, ["resources"]), {"resources": {"requests": {"cpu": "100m"}}})
 	d := deny(review("Pod", "payments-dev", pod("payments-dev", {"containers": [c]})))
