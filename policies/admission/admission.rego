@@ -188,6 +188,16 @@ deny contains msg if {
 	msg := sprintf("container %s must not add the capability %v", [c.name, capability])
 }
 
+# A host port exposes the node's network like hostNetwork does, one port
+# at a time.
+deny contains msg if {
+	checked
+	some c in all_containers
+	some port in list_field(c, "ports")
+	port.hostPort != 0
+	msg := sprintf("container %s must not bind the host port %v", [c.name, port.hostPort])
+}
+
 deny contains msg if {
 	checked
 	some field in ["hostNetwork", "hostPID", "hostIPC"]

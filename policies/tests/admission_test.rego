@@ -88,6 +88,13 @@ test_capabilities_beyond_the_baseline_are_denied if {
 	deny(review("Pod", "payments-dev", bind)) == set()
 }
 
+test_host_ports_are_denied if {
+	exposed := with_container({"ports": [{"containerPort": 8080}, {"containerPort": 9090, "hostPort": 9090}]})
+	deny(review("Pod", "payments-dev", exposed)) == {"container api must not bind the host port 9090"}
+	inside := with_container({"ports": [{"containerPort": 8080, "hostPort": 0}]})
+	deny(review("Pod", "payments-dev", inside)) == set()
+}
+
 test_resources_are_required if {
 	c := object.union(object.remove(container, ["resources"]), {"resources": {"requests": {"cpu": "100m"}}})
 	d := deny(review("Pod", "payments-dev", pod("payments-dev", {"containers": [c]})))
