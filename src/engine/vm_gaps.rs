@@ -27,7 +27,7 @@
 
 use std::collections::HashSet;
 
-use regorus::unstable::{AssignOp, Expr, Literal, Query, Rule, RuleHead};
+use regorus::unstable::{AssignOp, Expr, Literal, Query, Rule, RuleBody, RuleHead};
 
 use super::expr_walk::visit;
 use crate::location::Location;
@@ -57,48 +57,42 @@ pub fn find(rule: &Rule) -> Option<VmGap> {
     let Rule::Spec { head, bodies, .. } = rule else {
         return None;
     };
-    // Heads that come out undefined, as in OPA, for an undefined value: a
-    // complete rule's or a function's value (else values included), and a
-    // partial set's element (skipped). A partial object's key and value
-    // are not counted: the VM may keep an undefined one.
-    let (head_uses, values_count): (Vec<&Expr>, bool) = match head {
-        RuleHead::Compr { refr, assign, .. } => {
-            let complete = matches!(refr.as_ref(), Expr::Var { .. });
-            let uses = assign.iter().map(|a| a.value.as_ref());
-            (uses.filter(|_| complete).collect(), complete)
-        }
-        RuleHead::Set { key, .. } => (key.iter().map(|k| k.as_ref()).collect(), false),
-        RuleHead::Func { assign, .. } => (assign.iter().map(|a| a.value.as_ref()).collect(), true),
+    // The head's reference and value (a partial set's element). A value
+    // comes out undefined, as in OPA, for an undefined binding when it is a
+    // complete rule's or a function's value (else values included) or a
+    // partial set's element (skipped); so it guards the bindings it uses. A
+    // partial object's key and value do not: the VM may keep an undefined
+    // one.
+    let (refr, value, value_guards): (Option<&Expr>, Option<&Expr>, bool) = match head {
+        RuleHead::Compr { refr, assign, .. } => (
+            Some(refr),
+            assign.as_ref().map(|a| a.value.as_ref()),
+            matches!(refr.as_ref(), Expr::Var { .. }),
+        ),
+        RuleHead::Set { refr, key, .. } => (Some(refr), key.as_deref(), true),
+        RuleHead::Func { assign, .. } => (None, assign.as_ref().map(|a| a.value.as_ref()), true),
     };
-    // Comprehensions in the head (a rule whose value is one) have bodies
-    // of their own.
-    let head_exprs: Vec<&Expr> = match head {
-        RuleHead::Compr { refr, assign, .. } => {
-            let value = assign.iter().map(|a| a.value.as_ref());
-            std::iter::once(refr.as_ref()).chain(value).collect()
-        }
-        RuleHead::Set { refr, key, .. } => std::iter::once(refr.as_ref())
-            .chain(key.iter().map(|k| k.as_ref()))
-            .collect(),
-        RuleHead::Func { assign, .. } => assign.iter().map(|a| a.value.as_ref()).collect(),
-    };
-    let else_values = bodies
-        .iter()
-        .flat_map(|b| b.assign.iter().map(|a| a.value.as_ref()));
-    if let Some(gap) = head_exprs
+    // Comprehensions in the head or an else value have bodies of their own.
+    let mut head_and_else = refr
         .into_iter()
-        .chain(else_values)
-        .find_map(nested_gap)
-    {
+        .chain(value)
+        .chain(bodies.iter().filter_map(else_value));
+    if let Some(gap) = head_and_else.find_map(nested_gap) {
         return Some(gap);
     }
     bodies.iter().find_map(|body| {
-        let mut uses = head_uses.clone();
-        if values_count {
-            uses.extend(body.assign.iter().map(|a| a.value.as_ref()));
-        }
+        let uses: Vec<&Expr> = if value_guards {
+            value.into_iter().chain(else_value(body)).collect()
+        } else {
+            Vec::new()
+        };
         query_gap(&body.query, &uses)
     })
+}
+
+/// The value an `else` body yields, if it is one.
+fn else_value(body: &RuleBody) -> Option<&Expr> {
+    body.assign.as_ref().map(|a| a.value.as_ref())
 }
 
 /// One `:=` literal of a query.
