@@ -223,32 +223,34 @@ impl PolicySet {
                 (path.as_ref_str().to_string(), Arc::new(set))
             })
             .collect();
+        // Entry points the VM would answer differently from OPA stay on the
+        // interpreter (sorted, so the list reads the same every time).
         let mut gaps = Vec::new();
         let vm = if options.use_vm {
-            let servable = rule_paths
+            let mut servable: Vec<&String> = rule_paths
                 .iter()
                 .filter(|(_, file)| !testing::is_test_file(file))
                 .map(|(path, _)| path)
-                .filter(|path| {
-                    let entry = DataPath::from_dotted(path);
-                    let Some((rule, gap)) = reads::cone_vm_gap(&summaries, entry.segments())
-                    else {
-                        return true;
-                    };
-                    tracing::info!(
-                        entry_point = %path,
-                        rule = %rule.path.join("."),
-                        %gap,
-                        "evaluated by the interpreter: the VM would not fail this body when the value is undefined"
-                    );
-                    gaps.push(((*path).clone(), gap.clone()));
-                    false
-                });
-            vm::VmPrograms::compile(&engine, servable, timer)
+                .collect();
+            servable.sort();
+            servable.retain(|path| {
+                let entry = DataPath::from_dotted(path);
+                let Some((rule, gap)) = reads::cone_vm_gap(&summaries, entry.segments()) else {
+                    return true;
+                };
+                tracing::info!(
+                    entry_point = %path,
+                    rule = %rule.path.join("."),
+                    %gap,
+                    "evaluated by the interpreter: the VM would not fail this body when the value is undefined"
+                );
+                gaps.push(((*path).clone(), gap.clone()));
+                false
+            });
+            vm::VmPrograms::compile(&engine, servable.into_iter(), timer)
         } else {
             vm::VmPrograms::default()
         };
-        gaps.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(PolicySet {
             template: engine,
             rule_paths: rule_paths.into_keys().collect(),
