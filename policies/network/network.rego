@@ -170,6 +170,8 @@ service_violations(obj, ctx) := {v |
 
 policy_violations(obj, ctx) := vs if {
 	name := object_name(obj)
+	# name is used only inside the comprehensions below; this literal fails
+	# the body if it is undefined, which the VM would not (engine::vm_gaps).
 	is_string(name)
 	from := [peer | some rule in list_field(obj.spec, "ingress"); some peer in rule_peers(rule, "from")]
 	to := [peer | some rule in list_field(obj.spec, "egress"); some peer in rule_peers(rule, "to")]

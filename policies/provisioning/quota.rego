@@ -4,14 +4,14 @@
 # "Decision contracts"). Data: data.platform.teams (members, quotas) and
 # data.platform.classes (per-class TTL, size caps, forbidden sources).
 #
-# Fail closed: a field of the wrong type is a violation of its own, and no
-# rule raises a builtin error on bad input, so a malformed request is
-# denied rather than slipping through as "no violations".
+# Fail closed: a field of the wrong type, or a negative amount, is a
+# violation of its own, and no rule raises a builtin error on bad input,
+# so a malformed request is denied rather than slipping through as "no
+# violations".
 # A non-object input has no fields, so it is denied for its missing ones.
 # Fast: every lookup into data is by key, so cost does not grow with the
 # number of teams; and rules read input fields directly rather than through
-# one-line typed wrappers, because each rule costs the VM a call (about
-# 10 % of this decision for the four wrappers this replaced).
+# one-line typed wrappers, because each rule costs the VM a call.
 package provisioning
 
 import rego.v1
