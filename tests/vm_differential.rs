@@ -78,6 +78,7 @@ fn inputs() -> Vec<Option<serde_json::Value>> {
         let example: serde_json::Value = serde_json::from_str(&text).unwrap();
         inputs.push(Some(example["input"].clone()));
     }
+    inputs.push(Some(baseline_escapes_review()));
     let secret = |overrides: serde_json::Value| {
         let mut input = json!({"requester": "chen", "secret_path": "kv/prod/payments-api/db",
                                "environment": "prod", "reason": "rotation", "duration_seconds": 1800});
@@ -103,6 +104,29 @@ fn inputs() -> Vec<Option<serde_json::Value>> {
     inputs.push(Some(without_ttl));
     inputs.push(Some(json!({"a": true, "b": true})));
     inputs
+}
+
+/// A Pod review that trips every Pod Security Standards baseline control
+/// kept in security contexts, sysctls and AppArmor annotations, at the pod's
+/// level and a container's.
+fn baseline_escapes_review() -> serde_json::Value {
+    let text = std::fs::read_to_string(repo("examples/admission-pod.json")).unwrap();
+    let mut review: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let pod = &mut review["input"]["request"]["object"];
+    pod["metadata"]["annotations"] =
+        json!({"container.apparmor.security.beta.kubernetes.io/api": "unconfined"});
+    pod["spec"]["securityContext"] = json!({
+        "seccompProfile": {"type": "Unconfined"},
+        "seLinuxOptions": {"type": "spc_t", "user": "system_u"},
+        "windowsOptions": {"hostProcess": true},
+        "sysctls": [{"name": "kernel.msgmax", "value": "1"}, {"name": "net.ipv4.tcp_syncookies", "value": "1"}],
+    });
+    pod["spec"]["containers"][0]["securityContext"] = json!({
+        "appArmorProfile": {"type": "Unconfined"},
+        "seLinuxOptions": {"type": "container_t", "role": "system_r"},
+        "procMount": "Unmasked",
+    });
+    review["input"].take()
 }
 
 fn same(vm: &Result<Value, EvalError>, interpreter: &Result<Value, EvalError>) -> bool {
@@ -157,6 +181,39 @@ fn vm_and_interpreter_agree_on_every_entry_point_and_input() {
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     assert!(compared > 100, "compared {compared} evaluations");
+}
+
+#[test]
+fn the_vm_denies_every_baseline_escape() {
+    let set = shipped_policy_set();
+    let path = DataPath::parse("admission/deny");
+    assert!(set.runs_on_vm(&path));
+    let denied = set
+        .evaluate(&path, Some(Value::from(baseline_escapes_review())))
+        .unwrap();
+    let denied: serde_json::Value = serde_json::from_str(&denied.to_json_str().unwrap()).unwrap();
+    let mut messages: Vec<&str> = denied
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    messages.sort_unstable();
+    assert_eq!(
+        messages,
+        [
+            "Pod payments-api-7d9f must not set seLinuxOptions.type spc_t",
+            "Pod payments-api-7d9f must not set seLinuxOptions.user system_u",
+            "Pod payments-api-7d9f must not set seccompProfile.type Unconfined",
+            "Pod payments-api-7d9f must not set the sysctl kernel.msgmax",
+            "Pod payments-api-7d9f must not set windowsOptions.hostProcess true",
+            "container api must not set appArmorProfile.type Unconfined",
+            "container api must not set procMount Unmasked",
+            "container api must not set seLinuxOptions.role system_r",
+            "container api: annotation container.apparmor.security.beta.kubernetes.io/api \
+             must be runtime/default or localhost/<profile>, not unconfined",
+        ]
+    );
 }
 
 #[test]

@@ -198,6 +198,94 @@ deny contains msg if {
 	msg := sprintf("container %s must not bind the host port %v", [c.name, port.hostPort])
 }
 
+# --- the rest of the Pod Security Standards' baseline
+
+deny contains msg if {
+	checked
+	some msg in baseline_violations
+}
+
+# The pod's own security context and each container's, with the words that
+# name it in a message. Most baseline controls may be set at either level.
+security_contexts contains {"owner": sprintf("%s %s", [kind, object_name]), "context": pod_spec.securityContext} if {
+	is_object(pod_spec.securityContext)
+}
+
+security_contexts contains {"owner": sprintf("container %s", [c.name]), "context": c.securityContext} if {
+	some c in all_containers
+	is_object(c.securityContext)
+}
+
+# The values a security context may hold, by field; a field that is not set
+# passes. Unconfined seccomp or AppArmor, an unmasked /proc, a Windows host
+# process (which runs on the node, outside any container), an SELinux type
+# other than a container's, or any SELinux user or role is refused.
+context_allowed_values := {
+	"seccompProfile.type": {"path": ["seccompProfile", "type"], "allowed": {"RuntimeDefault", "Localhost"}},
+	"appArmorProfile.type": {"path": ["appArmorProfile", "type"], "allowed": {"RuntimeDefault", "Localhost"}},
+	"procMount": {"path": ["procMount"], "allowed": {"Default"}},
+	"windowsOptions.hostProcess": {"path": ["windowsOptions", "hostProcess"], "allowed": {false}},
+	"seLinuxOptions.type": {
+		"path": ["seLinuxOptions", "type"],
+		"allowed": {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"},
+	},
+	"seLinuxOptions.user": {"path": ["seLinuxOptions", "user"], "allowed": {""}},
+	"seLinuxOptions.role": {"path": ["seLinuxOptions", "role"], "allowed": {""}},
+}
+
+baseline_violations contains msg if {
+	some sc in security_contexts
+	some field, rule in context_allowed_values
+	value := object.get(sc.context, rule.path, null)
+	value != null
+	not value in rule.allowed
+	msg := sprintf("%s must not set %s %v", [sc.owner, field, value])
+}
+
+# Sysctls the kubelet namespaces per pod; any other reaches the node.
+safe_sysctls := {
+	"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_local_reserved_ports",
+	"net.ipv4.ip_unprivileged_port_start", "net.ipv4.ping_group_range", "net.ipv4.tcp_syncookies",
+	"net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+	"net.ipv4.tcp_keepalive_probes",
+}
+
+baseline_violations contains msg if {
+	some sc in security_contexts
+	some sysctl in list_field(sc.context, "sysctls")
+	not sysctl.name in safe_sysctls
+	msg := sprintf("%s must not set the sysctl %v", [sc.owner, sysctl.name])
+}
+
+# AppArmor through the per-container annotation that older clusters still
+# honour, on the Pod or on the workload's pod template.
+default pod_annotations := {}
+
+pod_annotations := annotations if kind == "Pod"
+
+pod_annotations := obj.spec.template.metadata.annotations if {
+	kind in {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}
+	is_object(obj.spec.template.metadata.annotations)
+}
+
+pod_annotations := obj.spec.jobTemplate.spec.template.metadata.annotations if {
+	kind == "CronJob"
+	is_object(obj.spec.jobTemplate.spec.template.metadata.annotations)
+}
+
+baseline_violations contains msg if {
+	some c in all_containers
+	key := concat("", ["container.apparmor.security.beta.kubernetes.io/", c.name])
+	profile := pod_annotations[key]
+	is_string(profile)
+	not confined_apparmor_profile(profile)
+	msg := sprintf("container %s: annotation %s must be runtime/default or localhost/<profile>, not %s", [c.name, key, profile])
+}
+
+confined_apparmor_profile(profile) if profile == "runtime/default"
+
+confined_apparmor_profile(profile) if startswith(profile, "localhost/")
+
 deny contains msg if {
 	checked
 	some field in ["hostNetwork", "hostPID", "hostIPC"]

@@ -95,6 +95,73 @@ test_host_ports_are_denied if {
 	deny(review("Pod", "payments-dev", inside)) == set()
 }
 
+test_unconfined_seccomp_and_apparmor_are_denied_at_either_level if {
+	unconfined := with_container({"securityContext": {"seccompProfile": {"type": "Unconfined"}, "appArmorProfile": {"type": "Unconfined"}}})
+	deny(review("Pod", "payments-dev", unconfined)) == {
+		"container api must not set seccompProfile.type Unconfined",
+		"container api must not set appArmorProfile.type Unconfined",
+	}
+	pod_level := pod("payments-dev", {"securityContext": {"seccompProfile": {"type": "Unconfined"}}})
+	deny(review("Pod", "payments-dev", pod_level)) == {"Pod api must not set seccompProfile.type Unconfined"}
+	confined := with_container({"securityContext": {
+		"seccompProfile": {"type": "RuntimeDefault"},
+		"appArmorProfile": {"type": "Localhost", "localhostProfile": "k8s-api"},
+		"seLinuxOptions": {"type": "container_t", "level": "s0:c123,c456"},
+		"procMount": "Default",
+		"windowsOptions": {"hostProcess": false},
+	}})
+	deny(review("Pod", "payments-dev", confined)) == set()
+}
+
+test_selinux_may_choose_a_container_type_only if {
+	spc := with_container({"securityContext": {"seLinuxOptions": {"type": "spc_t", "user": "system_u", "role": "system_r"}}})
+	deny(review("Pod", "payments-dev", spc)) == {
+		"container api must not set seLinuxOptions.type spc_t",
+		"container api must not set seLinuxOptions.user system_u",
+		"container api must not set seLinuxOptions.role system_r",
+	}
+	pod_level := pod("payments-dev", {"securityContext": {"seLinuxOptions": {"type": "unconfined_t"}}})
+	deny(review("Pod", "payments-dev", pod_level)) == {"Pod api must not set seLinuxOptions.type unconfined_t"}
+}
+
+test_unmasked_proc_and_windows_host_processes_are_denied if {
+	unmasked := with_container({"securityContext": {"procMount": "Unmasked"}})
+	deny(review("Pod", "payments-dev", unmasked)) == {"container api must not set procMount Unmasked"}
+	host := pod("payments-dev", {"securityContext": {"windowsOptions": {"hostProcess": true}}})
+	deny(review("Pod", "payments-dev", host)) == {"Pod api must not set windowsOptions.hostProcess true"}
+}
+
+test_only_pod_scoped_sysctls_are_allowed if {
+	tuned := pod("payments-dev", {"securityContext": {"sysctls": [
+		{"name": "net.ipv4.tcp_syncookies", "value": "1"},
+		{"name": "kernel.msgmax", "value": "65536"},
+	]}})
+	deny(review("Pod", "payments-dev", tuned)) == {"Pod api must not set the sysctl kernel.msgmax"}
+}
+
+test_apparmor_annotations_must_confine if {
+	key := "container.apparmor.security.beta.kubernetes.io/api"
+	unconfined := json.patch(pod("payments-dev", {}), [{"op": "add", "path": "/metadata/annotations", "value": {key: "unconfined"}}])
+	deny(review("Pod", "payments-dev", unconfined)) == {"container api: annotation container.apparmor.security.beta.kubernetes.io/api must be runtime/default or localhost/<profile>, not unconfined"}
+	some profile in ["runtime/default", "localhost/k8s-api"]
+	confined := json.patch(pod("payments-dev", {}), [{"op": "add", "path": "/metadata/annotations", "value": {key: profile}}])
+	deny(review("Pod", "payments-dev", confined)) == set()
+}
+
+test_workload_templates_get_the_baseline_checks if {
+	template := {
+		"metadata": {"labels": labels, "annotations": {"container.apparmor.security.beta.kubernetes.io/api": "unconfined"}},
+		"spec": {"containers": [object.union(container, {"securityContext": {"seccompProfile": {"type": "Unconfined"}}})]},
+	}
+	deployment := {"kind": "Deployment", "metadata": {"name": "api", "labels": labels}, "spec": {"template": template}}
+	deny(review("Deployment", "payments-dev", deployment)) == {
+		"container api must not set seccompProfile.type Unconfined",
+		"container api: annotation container.apparmor.security.beta.kubernetes.io/api must be runtime/default or localhost/<profile>, not unconfined",
+	}
+	cron := {"kind": "CronJob", "metadata": {"name": "nightly", "labels": labels}, "spec": {"jobTemplate": {"spec": {"template": template}}}}
+	count(deny(review("CronJob", "payments-dev", cron))) == 2
+}
+
 test_resources_are_required if {
 	c := object.union(object.remove(container, ["resources"]), {"resources": {"requests": {"cpu": "100m"}}})
 	d := deny(review("Pod", "payments-dev", pod("payments-dev", {"containers": [c]})))
