@@ -128,6 +128,39 @@ fn check_passes_on_shipped_bundles_and_reports_every_error_with_position() {
         "{stdout}"
     );
 
+    // An `every` variable used as an index: the VM would iterate it (a
+    // note, the interpreter answers), and under `not` neither engine
+    // answers like OPA (an error).
+    let every = tempfile::tempdir().unwrap();
+    let every_rule = "package e\n\nimport rego.v1\n\nok := {\"a\": true}\n\n\
+                      all_ok if {\n  every k, _ in input.m {\n    ok[k]\n  }\n}\n";
+    std::fs::write(every.path().join("e.rego"), every_rule).unwrap();
+    let (code, stdout, stderr) = run(&["check", every.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let name = every
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        stdout.contains(&format!(
+            "note: data.e.all_ok runs on the interpreter: {name}/e.rego:9:5: `ok[k]` is indexed by the `every` variable `k`"
+        )),
+        "{stdout}"
+    );
+    std::fs::write(
+        every.path().join("e.rego"),
+        every_rule.replace("ok[k]", "not ok[k]"),
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&["check", every.path().to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains(&format!("{name}/e.rego:9:9: `not ok[k]` inside `every`")),
+        "{stderr}"
+    );
+
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("data.json"), "{\"a\": [1,\n 2,,]}").unwrap();
     let (code, _, stderr) = run(&["check", data.path().to_str().unwrap()]);

@@ -10,6 +10,7 @@
 
 pub mod cidr;
 mod error;
+pub mod every_index;
 mod expr_walk;
 pub mod input;
 mod path;
@@ -206,6 +207,22 @@ impl PolicySet {
         engine
             .eval_query("true".to_string(), false)
             .map_err(|err| CompileError::Policies(vec![PolicyError::from_regorus(&err)]))?;
+        // What no regorus engine would answer like OPA is refused here.
+        let misread: Vec<PolicyError> = engine
+            .get_modules()
+            .iter()
+            .flat_map(|module| {
+                module
+                    .policy
+                    .iter()
+                    .flat_map(|rule| every_index::find(rule))
+            })
+            .filter(|found| found.negated)
+            .map(|found| found.to_policy_error())
+            .collect();
+        if !misread.is_empty() {
+            return Err(CompileError::Policies(misread));
+        }
         let rule_paths = collect_rule_paths(&mut engine);
         let summaries = reads::summarise(&mut engine);
         let entry_points = rule_paths
@@ -242,7 +259,7 @@ impl PolicySet {
                     entry_point = %path,
                     rule = %rule.path.join("."),
                     %gap,
-                    "evaluated by the interpreter: the VM would not fail this body when the value is undefined"
+                    "evaluated by the interpreter: the VM would answer it differently from OPA"
                 );
                 gaps.push(((*path).clone(), gap.clone()));
                 false
