@@ -382,7 +382,15 @@ fn generated_request(g: &mut Generator, example: &serde_json::Value) -> serde_js
             _ => {
                 let mut amounts = serde_json::Map::new();
                 for dimension in dimensions {
-                    if g.chance(60) {
+                    // A resource the quota does not know is denied; keep
+                    // such keys rare so that requests still pass.
+                    let known_resource = dimensions[..6].contains(&dimension);
+                    let chance = if map == "resources" && !known_resource {
+                        5
+                    } else {
+                        60
+                    };
+                    if g.chance(chance) {
                         let amount = match g.next() % 12 {
                             0 => json!("4"),
                             1 => json!(null),

@@ -101,7 +101,8 @@ violations contains v if {
 # Each map is checked in one pass; the per-amount rules below only look
 # for what is wrong when that pass fails.
 resources_valid if {
-	every value in resources {
+	every key, value in resources {
+		key in quota_dimensions
 		is_number(value)
 		value >= 0
 	}
@@ -119,6 +120,15 @@ violations contains v if {
 	some key, value in resources
 	not is_number(value)
 	v := {"code": "invalid_field", "field": concat(".", ["resources", key]), "message": "resource amounts must be numbers"}
+}
+
+# A resource the policy has no quota for (a new kind, or a misspelt one)
+# must not be provisioned unchecked.
+violations contains v if {
+	not resources_valid
+	some key, _ in resources
+	not key in quota_dimensions
+	v := {"code": "invalid_field", "field": concat(".", ["resources", key]), "message": sprintf("%v is not a quota dimension (one of %s)", [key, concat(", ", quota_dimensions)])}
 }
 
 # Usage is what the team already consumes: an amount that is not a number

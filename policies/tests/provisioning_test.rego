@@ -128,6 +128,17 @@ test_negative_amounts_are_denied_not_offset if {
 	codes(object.union(request, {"ttl_hours": -1}))["invalid_field"]
 }
 
+test_resources_without_a_quota_are_denied_not_ignored if {
+	# A GPU request under a misspelt key must not bypass the GPU quota.
+	req := object.union(request, {"resources": {"cpu": 4, "gpus": 8}})
+	d := provisioning.decision with input as req with data.platform as platform
+	not d.allowed
+	d.violations == {{
+		"code": "invalid_field", "field": "resources.gpus",
+		"message": "gpus is not a quota dimension (one of cpu, memory_gb, storage_gb, gpu, databases, caches)",
+	}}
+}
+
 test_usage_that_is_not_a_number_is_denied_not_counted_as_zero if {
 	# 40 CPUs in use as a string: the request must not pass as if none were.
 	req := object.union(request, {"usage": {"cpu": "40"}})
