@@ -258,14 +258,11 @@ none_known if { every k, _ in input.m { not t[k] } }
     fn a_negated_every_index_is_refused_where_it_is() {
         use crate::engine::tests::bundle_with;
         use crate::engine::{CompileError, EngineOptions, PolicySet};
-        let err = PolicySet::compile(
+        let Err(CompileError::Policies(errors)) = PolicySet::compile(
             &[bundle_with(&[("p.rego", NEGATED)], serde_json::json!({}))],
             EngineOptions::default(),
-        )
-        .err()
-        .expect("refused");
-        let CompileError::Policies(errors) = err else {
-            panic!("{err}");
+        ) else {
+            panic!("the policy must be refused with policy errors");
         };
         assert_eq!(errors.len(), 1);
         let location = errors[0].location.as_ref().unwrap();
