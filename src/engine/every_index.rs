@@ -16,7 +16,7 @@
 
 use regorus::unstable::{Expr, Literal, Query, Rule, RuleHead};
 
-use super::expr_walk::visit;
+use super::expr_walk::{start_of, visit};
 use super::PolicyError;
 use crate::location::Location;
 
@@ -133,7 +133,7 @@ fn walk_expr(expr: &Expr, every_vars: &[String], negated: bool, out: &mut Vec<Ev
         Expr::RefBrack { span, index, .. } => {
             if let Expr::Var { span: var, .. } = index.as_ref() {
                 if every_vars.iter().any(|v| v == var.text()) {
-                    let start = leftmost(node);
+                    let start = start_of(node);
                     out.push(EveryIndex {
                         variable: var.text().to_string(),
                         reference: span.text().to_string(),
@@ -160,15 +160,6 @@ fn walk_expr(expr: &Expr, every_vars: &[String], negated: bool, out: &mut Vec<Ev
         }
         _ => {}
     });
-}
-
-/// Where a reference starts: its root's span. (regorus 0.14 gives a
-/// bracket reference's own span the column of its `[`.)
-fn leftmost(expr: &Expr) -> &regorus::unstable::Span {
-    match expr {
-        Expr::RefBrack { refr, .. } | Expr::RefDot { refr, .. } => leftmost(refr),
-        other => other.span(),
-    }
 }
 
 /// The variables a `some … in` pattern declares.

@@ -28,13 +28,19 @@
 //! A reference indexed by an `every` variable outside `not` is a gap of
 //! its own ([`super::every_index`]): the VM iterates it instead of looking
 //! the variable up.
+//!
+//! So is an array comprehension's term, or an object comprehension's key or
+//! value, that can be undefined once the body holds (a reference, or a call
+//! of a function that is not a builtin): the VM keeps the undefined element
+//! (`count([t[x] | some x in xs])` counts the misses too), where OPA skips
+//! it.
 
 use std::collections::HashSet;
 
-use regorus::unstable::{AssignOp, Expr, Literal, Query, Rule, RuleBody, RuleHead};
+use regorus::unstable::{AssignOp, Expr, Literal, Query, Rule, RuleBody, RuleHead, BUILTINS};
 
 use super::every_index;
-use super::expr_walk::visit;
+use super::expr_walk::{start_of, visit};
 use crate::location::Location;
 
 /// A place in a rule that the VM would answer differently from OPA.
@@ -56,6 +62,9 @@ pub enum GapKind {
     UnfailedBinding,
     /// A reference (as written) indexed by an `every` variable.
     EveryIndex(String),
+    /// An array comprehension's term, or an object comprehension's key or
+    /// value (as written), that can be undefined.
+    UndefinedElement(String),
 }
 
 impl std::fmt::Display for VmGap {
@@ -66,6 +75,10 @@ impl std::fmt::Display for VmGap {
                 f,
                 "{file}:{row}:{col}: `{} := …` is not used by a literal that fails when it is undefined",
                 self.variable
+            ),
+            GapKind::UndefinedElement(element) => write!(
+                f,
+                "{file}:{row}:{col}: `{element}` can be undefined, and the VM keeps an undefined element in an array or object comprehension"
             ),
             GapKind::EveryIndex(reference) => write!(
                 f,
@@ -244,14 +257,86 @@ fn nested_gap(expr: &Expr) -> Option<VmGap> {
         // A set comprehension skips an undefined element; array and
         // object comprehensions on the VM keep it.
         found = match node {
-            Expr::SetCompr { term, query, .. } => query_gap(query, &[term]),
-            Expr::ArrayCompr { query, .. } | Expr::ObjectCompr { query, .. } => {
-                query_gap(query, &[])
+            Expr::SetCompr { term, query, .. } => {
+                query_gap(query, &[term]).or_else(|| nested_gap(term))
             }
+            Expr::ArrayCompr { term, query, .. } => undefined_element(term)
+                .or_else(|| query_gap(query, &[]))
+                .or_else(|| nested_gap(term)),
+            Expr::ObjectCompr {
+                key, value, query, ..
+            } => undefined_element(key)
+                .or_else(|| undefined_element(value))
+                .or_else(|| query_gap(query, &[]))
+                .or_else(|| nested_gap(key))
+                .or_else(|| nested_gap(value)),
             _ => None,
         };
     });
     found
+}
+
+/// A gap when `element`, an array comprehension's term or an object
+/// comprehension's key or value, can be undefined where its body holds.
+fn undefined_element(element: &Expr) -> Option<VmGap> {
+    element_can_be_undefined(element).then(|| {
+        let start = start_of(element);
+        VmGap {
+            variable: String::new(),
+            location: Location::new(
+                start.source.file().clone(),
+                start.line as usize,
+                start.col as usize,
+            ),
+            kind: GapKind::UndefinedElement(element.span().text().to_string()),
+        }
+    })
+}
+
+/// Whether a comprehension's element can be undefined once its body
+/// holds. Variables are defined there (a `:=` binding that may not be is
+/// the binding analysis's business); references and calls of functions
+/// other than builtins may not be.
+fn element_can_be_undefined(expr: &Expr) -> bool {
+    match expr {
+        Expr::String { .. }
+        | Expr::RawString { .. }
+        | Expr::Number { .. }
+        | Expr::Bool { .. }
+        | Expr::Null { .. }
+        | Expr::Var { .. }
+        | Expr::ArrayCompr { .. }
+        | Expr::SetCompr { .. }
+        | Expr::ObjectCompr { .. } => false,
+        Expr::Array { items, .. } | Expr::Set { items, .. } => {
+            items.iter().any(|item| element_can_be_undefined(item))
+        }
+        Expr::Object { fields, .. } => fields.iter().any(|(_, key, value)| {
+            element_can_be_undefined(key) || element_can_be_undefined(value)
+        }),
+        Expr::Call { fcn, params, .. } => {
+            !BUILTINS.contains_key(fcn.span().text())
+                || params.iter().any(|param| element_can_be_undefined(param))
+        }
+        Expr::UnaryExpr { expr, .. } => element_can_be_undefined(expr),
+        Expr::BinExpr { lhs, rhs, .. }
+        | Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::ArithExpr { lhs, rhs, .. } => {
+            element_can_be_undefined(lhs) || element_can_be_undefined(rhs)
+        }
+        Expr::Membership {
+            key,
+            value,
+            collection,
+            ..
+        } => {
+            key.as_ref()
+                .is_some_and(|key| element_can_be_undefined(key))
+                || element_can_be_undefined(value)
+                || element_can_be_undefined(collection)
+        }
+        _ => true,
+    }
 }
 
 /// Whether `expr` can evaluate to undefined: anything but a constant or a
@@ -345,12 +430,19 @@ in_else := 1 if { false } else := 2 if { y := input.a; not y }
 in_function(k) := 1 if { y := input[k]; not y }
 with_modifier := 1 if { y := input.a with input.b as 1; not y }
 every_index if { every k, _ in input.m { input.allowed[k] } }
+looked_up := [input.t[x] | some x in input.xs]
+counted := count([input.o[x].name | some x in input.xs])
+object_value_lookup := {k: input.t[k] | some k in input.xs}
+object_key_lookup := {input.t[k]: k | some k in input.xs}
+user_function := [f(x) | some x in input.xs]
+f(x) := 1 if { x == 1 }
+nested := [[input.t[y] | some y in input.ys] | some x in input.xs]
 "#;
         assert_eq!(
             gaps(module),
             [
                 "x@3", "x@4", "x@5", "x@6", "m@7", "a@8", "m@9", "m@10", "m@11", "_@12", "y@13",
-                "y@14", "y@15", "y@16", "k@17"
+                "y@14", "y@15", "y@16", "k@17", "@18", "@19", "@20", "@21", "@22", "@24"
             ],
             "every binding the VM would not fail on"
         );
@@ -375,6 +467,10 @@ f(a) := b if { b := a.c }
 set_term := {m | some f in ["x", "y"]; m := input[f]}
 member if { x := input.a; x in {1, 2}; not x == 1 }
 else_value := 1 if { false } else := m if { m := input.a }
+iterated_term := [x | some x in input.xs]
+builtin_term := [sprintf("%v", [x]) | some x in input.xs]
+object_of_variables := {k: v | some k, v in input.m}
+set_of_lookups := {input.t[x] | some x in input.xs}
 "#;
         assert_eq!(gaps(module), Vec::<String>::new());
     }
@@ -390,6 +486,7 @@ in_comprehension if { x := input.a; count([1 | x == 1]) == 0 }
 array_term := [m | some f in ["a", "b"]; m := input[f]]
 allowed := {"a": true}
 every_index if { every k, _ in input.m { allowed[k] } }
+counted := count([allowed[k] | some k in input.ks])
 "#;
 
     const GUARDED: &str = r#"package q
@@ -431,6 +528,7 @@ refused(k) if { not allowed[k] }
             "p/in_comprehension",
             "p/array_term",
             "p/every_index",
+            "p/counted",
         ] {
             let path = DataPath::parse(rule);
             assert!(!set.runs_on_vm(&path), "{rule} must not run on the VM");
@@ -445,6 +543,12 @@ refused(k) if { not allowed[k] }
         // With `input.a` undefined, OPA fails each body at the binding.
         let negated = set.evaluate(&DataPath::parse("p/negated"), input("{}"));
         assert_eq!(negated.unwrap(), Value::new_set());
+        // Only `a` is allowed: OPA counts one element.
+        let counted = set.evaluate(
+            &DataPath::parse("p/counted"),
+            input(r#"{"ks": ["a", "z"]}"#),
+        );
+        assert_eq!(counted.unwrap(), Value::from(1));
         // `z` is not allowed: OPA finds the rule undefined.
         let every_index = set.evaluate(
             &DataPath::parse("p/every_index"),
@@ -500,6 +604,7 @@ refused(k) if { not allowed[k] }
         for (rule, json) in [
             ("data.p.negated", "{}"),
             ("data.p.every_index", r#"{"m": {"z": 1}}"#),
+            ("data.p.counted", r#"{"ks": ["a", "z"]}"#),
         ] {
             let mut engine = engine_set.template.clone();
             let path = rule.to_string();
