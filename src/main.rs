@@ -214,6 +214,14 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             for (entry_point, gap) in policies.vm_gaps() {
                 println!("note: {entry_point} runs on the interpreter: {gap}");
             }
+            // Not errors either: OPA-valid, and usually harmless, but the
+            // interpreter answers them differently from OPA.
+            for head in policies.undefined_heads() {
+                println!("warning: {head}");
+            }
+            for warning in gatekeeper.warnings() {
+                println!("warning: {warning}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {

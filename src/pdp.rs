@@ -270,6 +270,12 @@ fn build_with_pushed(
     // inventory as the compiled data holds it (shared, not a second copy).
     let inventory = &policies.data()[gatekeeper::INVENTORY_ROOT];
     let gatekeeper = gatekeeper::from_bundles_with_inventory(&bundles, inventory, options)?;
+    for head in policies.undefined_heads() {
+        tracing::warn!(%head, "a partial rule's element can be undefined");
+    }
+    for warning in gatekeeper.warnings() {
+        tracing::warn!(%warning, "a partial rule's element can be undefined");
+    }
     Ok(Prepared {
         policies,
         gatekeeper,

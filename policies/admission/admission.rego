@@ -207,13 +207,19 @@ deny contains msg if {
 
 # The pod's own security context and each container's, with the words that
 # name it in a message. Most baseline controls may be set at either level.
-security_contexts contains {"owner": sprintf("%s %s", [kind, object_name]), "context": pod_spec.securityContext} if {
-	is_object(pod_spec.securityContext)
+# (Each element is bound in the body: an element that could be undefined in
+# the head would make regorus's interpreter drop the others.)
+security_contexts contains sc if {
+	context := pod_spec.securityContext
+	is_object(context)
+	sc := {"owner": sprintf("%s %s", [kind, object_name]), "context": context}
 }
 
-security_contexts contains {"owner": sprintf("container %s", [c.name]), "context": c.securityContext} if {
+security_contexts contains sc if {
 	some c in all_containers
-	is_object(c.securityContext)
+	context := c.securityContext
+	is_object(context)
+	sc := {"owner": sprintf("container %s", [c.name]), "context": context}
 }
 
 # The values a security context may hold, by field; a field that is not set

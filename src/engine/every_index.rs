@@ -16,7 +16,7 @@
 
 use regorus::unstable::{Expr, Literal, Query, Rule, RuleHead};
 
-use super::expr_walk::{start_of, visit};
+use super::expr_walk::{start_of, text_of, visit};
 use super::PolicyError;
 use crate::location::Location;
 
@@ -130,13 +130,13 @@ fn walk_query(query: &Query, every_vars: &[String], negated: bool, out: &mut Vec
 /// the comprehensions inside it.
 fn walk_expr(expr: &Expr, every_vars: &[String], negated: bool, out: &mut Vec<EveryIndex>) {
     visit(expr, &mut |node| match node {
-        Expr::RefBrack { span, index, .. } => {
+        Expr::RefBrack { index, .. } => {
             if let Expr::Var { span: var, .. } = index.as_ref() {
                 if every_vars.iter().any(|v| v == var.text()) {
                     let start = start_of(node);
                     out.push(EveryIndex {
                         variable: var.text().to_string(),
-                        reference: span.text().to_string(),
+                        reference: text_of(node).to_string(),
                         location: Location::new(
                             start.source.file().clone(),
                             start.line as usize,

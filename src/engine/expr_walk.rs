@@ -6,6 +6,31 @@
 
 use regorus::unstable::{Expr, Span};
 
+/// An expression as written. regorus 0.14's spans are not all consistent:
+/// a reference's span has the column of its `[`, and an object literal's
+/// span starts its text at its last key; the text is therefore cut from
+/// where [`start_of`] says the expression starts to where its span ends.
+pub(super) fn text_of(expr: &Expr) -> &str {
+    let span = expr.span();
+    let start = start_of(expr);
+    let contents = span.source.contents();
+    let line_start = contents
+        .split_inclusive('\n')
+        .take(start.line.saturating_sub(1) as usize)
+        .map(str::len)
+        .sum::<usize>();
+    let from = contents[line_start..]
+        .char_indices()
+        .nth(start.col.saturating_sub(1) as usize)
+        .map(|(at, _)| line_start + at);
+    match from {
+        Some(from) if from <= span.end as usize => {
+            contents.get(from..span.end as usize).unwrap_or(span.text())
+        }
+        _ => span.text(),
+    }
+}
+
 /// The span an expression starts at: for a reference, its root's. regorus
 /// 0.14 gives a reference's own span the column of its last `[` or `.`.
 pub(super) fn start_of(expr: &Expr) -> &Span {

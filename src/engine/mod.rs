@@ -18,6 +18,7 @@ pub mod query_vars;
 pub mod reads;
 pub mod shared_data;
 pub mod testing;
+pub mod undefined_heads;
 mod vm;
 pub mod vm_gaps;
 
@@ -96,6 +97,7 @@ pub struct PolicySet {
     /// Entry points kept on the interpreter because the VM would answer
     /// them differently from OPA, with the binding that decided it.
     vm_gaps: Vec<(String, vm_gaps::VmGap)>,
+    undefined_heads: Vec<undefined_heads::UndefinedHead>,
     /// What each rule reads (for paths not precomputed below).
     summaries: Arc<Vec<reads::RuleSummary>>,
     /// What each rule path and package path reads, computed at activation.
@@ -223,6 +225,16 @@ impl PolicySet {
         if !misread.is_empty() {
             return Err(CompileError::Policies(misread));
         }
+        let heads: Vec<undefined_heads::UndefinedHead> = engine
+            .get_modules()
+            .iter()
+            .flat_map(|module| {
+                module
+                    .policy
+                    .iter()
+                    .filter_map(|rule| undefined_heads::find(rule))
+            })
+            .collect();
         let rule_paths = collect_rule_paths(&mut engine);
         let summaries = reads::summarise(&mut engine);
         let entry_points = rule_paths
@@ -273,6 +285,7 @@ impl PolicySet {
             rule_paths: rule_paths.into_keys().collect(),
             vm,
             vm_gaps: gaps,
+            undefined_heads: heads,
             summaries: Arc::new(summaries),
             read_trees: Arc::new(
                 reads
@@ -305,6 +318,12 @@ impl PolicySet {
     /// the binding that decided it.
     pub fn vm_gaps(&self) -> &[(String, vm_gaps::VmGap)] {
         &self.vm_gaps
+    }
+
+    /// Partial rules whose head element can be undefined, which regorus's
+    /// interpreter evaluates differently from OPA ([`undefined_heads`]).
+    pub fn undefined_heads(&self) -> &[undefined_heads::UndefinedHead] {
+        &self.undefined_heads
     }
 
     /// Whether `path` is evaluated on the bytecode VM.

@@ -40,7 +40,7 @@ use std::collections::HashSet;
 use regorus::unstable::{AssignOp, Expr, Literal, Query, Rule, RuleBody, RuleHead, BUILTINS};
 
 use super::every_index;
-use super::expr_walk::{start_of, visit};
+use super::expr_walk::{start_of, text_of, visit};
 use crate::location::Location;
 
 /// A place in a rule that the VM would answer differently from OPA.
@@ -279,7 +279,7 @@ fn nested_gap(expr: &Expr) -> Option<VmGap> {
 /// A gap when `element`, an array comprehension's term or an object
 /// comprehension's key or value, can be undefined where its body holds.
 fn undefined_element(element: &Expr) -> Option<VmGap> {
-    element_can_be_undefined(element).then(|| {
+    element_can_be_undefined(element, &|_| false).then(|| {
         let start = start_of(element);
         VmGap {
             variable: String::new(),
@@ -288,7 +288,7 @@ fn undefined_element(element: &Expr) -> Option<VmGap> {
                 start.line as usize,
                 start.col as usize,
             ),
-            kind: GapKind::UndefinedElement(element.span().text().to_string()),
+            kind: GapKind::UndefinedElement(text_of(element).to_string()),
         }
     })
 }
@@ -296,8 +296,12 @@ fn undefined_element(element: &Expr) -> Option<VmGap> {
 /// Whether a comprehension's element can be undefined once its body
 /// holds. Variables are defined there (a `:=` binding that may not be is
 /// the binding analysis's business); references and calls of functions
-/// other than builtins may not be.
-fn element_can_be_undefined(expr: &Expr) -> bool {
+/// other than builtins may not be, unless `known_defined` says so.
+pub(super) fn element_can_be_undefined(expr: &Expr, known_defined: &dyn Fn(&Expr) -> bool) -> bool {
+    let maybe = |e: &Expr| element_can_be_undefined(e, known_defined);
+    if known_defined(expr) {
+        return false;
+    }
     match expr {
         Expr::String { .. }
         | Expr::RawString { .. }
@@ -308,33 +312,21 @@ fn element_can_be_undefined(expr: &Expr) -> bool {
         | Expr::ArrayCompr { .. }
         | Expr::SetCompr { .. }
         | Expr::ObjectCompr { .. } => false,
-        Expr::Array { items, .. } | Expr::Set { items, .. } => {
-            items.iter().any(|item| element_can_be_undefined(item))
-        }
-        Expr::Object { fields, .. } => fields.iter().any(|(_, key, value)| {
-            element_can_be_undefined(key) || element_can_be_undefined(value)
-        }),
+        Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().any(|i| maybe(i)),
+        Expr::Object { fields, .. } => fields.iter().any(|(_, k, v)| maybe(k) || maybe(v)),
         Expr::Call { fcn, params, .. } => {
-            !BUILTINS.contains_key(fcn.span().text())
-                || params.iter().any(|param| element_can_be_undefined(param))
+            !BUILTINS.contains_key(fcn.span().text()) || params.iter().any(|p| maybe(p))
         }
-        Expr::UnaryExpr { expr, .. } => element_can_be_undefined(expr),
+        Expr::UnaryExpr { expr, .. } => maybe(expr),
         Expr::BinExpr { lhs, rhs, .. }
         | Expr::BoolExpr { lhs, rhs, .. }
-        | Expr::ArithExpr { lhs, rhs, .. } => {
-            element_can_be_undefined(lhs) || element_can_be_undefined(rhs)
-        }
+        | Expr::ArithExpr { lhs, rhs, .. } => maybe(lhs) || maybe(rhs),
         Expr::Membership {
             key,
             value,
             collection,
             ..
-        } => {
-            key.as_ref()
-                .is_some_and(|key| element_can_be_undefined(key))
-                || element_can_be_undefined(value)
-                || element_can_be_undefined(collection)
-        }
+        } => key.as_ref().is_some_and(|k| maybe(k)) || maybe(value) || maybe(collection),
         _ => true,
     }
 }

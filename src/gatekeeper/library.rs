@@ -24,6 +24,9 @@ struct CompiledTemplate {
     reads: ReadSet,
     /// `data.<package>.violation`.
     violation: DataPath,
+    /// Head elements its interpreter would evaluate differently from OPA
+    /// (`engine::undefined_heads`), positioned in the template's file.
+    warnings: Vec<PolicyError>,
 }
 
 /// A constraint bound to its compiled template.
@@ -178,6 +181,15 @@ impl Library {
             constraints: bound,
             inventory,
         })
+    }
+
+    /// Template rules that regorus's interpreter, which runs every
+    /// template, would evaluate differently from OPA, one message each.
+    pub fn warnings(&self) -> Vec<String> {
+        self.templates
+            .iter()
+            .flat_map(|t| t.warnings.iter().map(|w| w.message.clone()))
+            .collect()
     }
 
     /// What reviewing a request can read of an AdmissionReview: the
@@ -458,11 +470,31 @@ fn compile_template(
     let reads = policies
         .reads_of(&violation)
         .rebased("review", &["request"], false);
+    let warnings = policies
+        .undefined_heads()
+        .iter()
+        .map(|head| {
+            let at = locate(&PolicyError {
+                message: String::new(),
+                location: Some(head.location.clone()),
+            })
+            .location;
+            let mut positioned = head.clone();
+            if let Some(at) = at {
+                positioned.location = at;
+            }
+            PolicyError {
+                message: format!("ConstraintTemplate {}: {positioned}", template.name),
+                location: None,
+            }
+        })
+        .collect();
     Ok(CompiledTemplate {
         name: template.name.clone(),
         policies,
         reads,
         violation,
+        warnings,
     })
 }
 
@@ -537,6 +569,39 @@ mod tests {
         );
         let lib = library(&[uses_lib, borrows, constraint("K8sB", "b")]).unwrap();
         assert!(lib.review(&pod_request()).is_empty());
+    }
+
+    #[test]
+    fn head_elements_the_interpreter_misreads_are_warnings_placed_in_the_yaml() {
+        let owner = "input.review.object.metadata.labels.owner";
+        let named = template(
+            "K8sNamed",
+            &format!(
+                "package k8snamed\nviolation[{{\"msg\": \"big\", \"owner\": {owner}}}] {{ input.review.object.spec.n > 2 }}"
+            ),
+            &[],
+        );
+        let lib = library(&[named, constraint("K8sNamed", "n")]).unwrap();
+        let warnings = lib.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with(&format!(
+                "ConstraintTemplate k8snamed: g.yaml:14:19: `{{\"msg\": \"big\", \"owner\": {owner}}}` in the head of `violation` can be undefined"
+            )),
+            "{}",
+            warnings[0]
+        );
+        // Bound in the body instead, the element is defined whenever the
+        // body holds: no warning.
+        let bound = template(
+            "K8sBound",
+            &format!(
+                "package k8sbound\nviolation[{{\"msg\": \"big\", \"owner\": o}}] {{ input.review.object.spec.n > 2; o := {owner} }}"
+            ),
+            &[],
+        );
+        let lib = library(&[bound, constraint("K8sBound", "b")]).unwrap();
+        assert!(lib.warnings().is_empty(), "{:?}", lib.warnings());
     }
 
     #[test]
