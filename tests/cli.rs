@@ -14,6 +14,15 @@ fn portcullis() -> Command {
     cmd
 }
 
+/// The last component of a temporary directory: how policy ids name it.
+fn dir_name(dir: &tempfile::TempDir) -> String {
+    dir.path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = portcullis().args(args).output().expect("binary runs");
     (
@@ -97,12 +106,7 @@ fn check_passes_on_shipped_bundles_and_reports_every_error_with_position() {
     std::fs::write(tmp.path().join("b.rego"), "package b\ny if {\n").unwrap();
     let (code, _, stderr) = run(&["check", tmp.path().to_str().unwrap()]);
     assert_ne!(code, 0);
-    let name = tmp
-        .path()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let name = dir_name(&tmp);
     assert!(stderr.contains(&format!("{name}/a.rego:3:")), "{stderr}");
     assert!(stderr.contains(&format!("{name}/b.rego:")), "{stderr}");
     assert!(stderr.contains("2 error(s)"), "{stderr}");
@@ -117,12 +121,7 @@ fn check_passes_on_shipped_bundles_and_reports_every_error_with_position() {
     .unwrap();
     let (code, stdout, stderr) = run(&["check", gap.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
-    let name = gap
-        .path()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let name = dir_name(&gap);
     assert!(
         stdout.contains(&format!(
             "note: data.g.allow runs on the interpreter: {name}/g.rego:6:3: `role := …`"
@@ -139,12 +138,7 @@ fn check_passes_on_shipped_bundles_and_reports_every_error_with_position() {
     std::fs::write(every.path().join("e.rego"), every_rule).unwrap();
     let (code, stdout, stderr) = run(&["check", every.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
-    let name = every
-        .path()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let name = dir_name(&every);
     assert!(
         stdout.contains(&format!(
             "note: data.e.all_ok runs on the interpreter: {name}/e.rego:9:5: `ok[k]` is indexed by the `every` variable `k`"

@@ -16,7 +16,7 @@
 
 use regorus::unstable::{Expr, Literal, Query, Rule, RuleHead};
 
-use super::expr_walk::{start_of, text_of, visit};
+use super::expr_walk::{location_of, text_of, visit};
 use super::PolicyError;
 use crate::location::Location;
 
@@ -133,15 +133,10 @@ fn walk_expr(expr: &Expr, every_vars: &[String], negated: bool, out: &mut Vec<Ev
         Expr::RefBrack { index, .. } => {
             if let Expr::Var { span: var, .. } = index.as_ref() {
                 if every_vars.iter().any(|v| v == var.text()) {
-                    let start = start_of(node);
                     out.push(EveryIndex {
                         variable: var.text().to_string(),
                         reference: text_of(node).to_string(),
-                        location: Location::new(
-                            start.source.file().clone(),
-                            start.line as usize,
-                            start.col as usize,
-                        ),
+                        location: location_of(node),
                         negated,
                     });
                 }
@@ -178,14 +173,8 @@ mod tests {
     /// The every-indexed references of `module`, as `reference@row` with a
     /// `!` when negated.
     fn found(module: &str) -> Vec<String> {
-        let mut engine = regorus::Engine::new();
-        engine
-            .add_policy("every.rego".into(), module.into())
-            .unwrap();
-        engine
-            .get_modules()
-            .iter()
-            .flat_map(|m| m.policy.iter().flat_map(|rule| find(rule)))
+        crate::engine::tests::each_rule(module, find)
+            .into_iter()
             .map(|f| {
                 let mark = if f.negated { "!" } else { "" };
                 format!("{mark}{}@{}", f.reference, f.location.row)

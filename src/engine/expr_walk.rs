@@ -6,6 +6,8 @@
 
 use regorus::unstable::{Expr, Span};
 
+use crate::location::Location;
+
 /// An expression as written. regorus 0.14's spans are not all consistent:
 /// a reference's span has the column of its `[`, and an object literal's
 /// span starts its text at its last key; the text is therefore cut from
@@ -29,6 +31,16 @@ pub(super) fn text_of(expr: &Expr) -> &str {
         }
         _ => span.text(),
     }
+}
+
+/// Where an expression starts, as a [`Location`].
+pub(super) fn location_of(expr: &Expr) -> Location {
+    let start = start_of(expr);
+    Location::new(
+        start.source.file().clone(),
+        start.line as usize,
+        start.col as usize,
+    )
 }
 
 /// The span an expression starts at: for a reference, its root's. regorus

@@ -210,30 +210,18 @@ impl PolicySet {
             .eval_query("true".to_string(), false)
             .map_err(|err| CompileError::Policies(vec![PolicyError::from_regorus(&err)]))?;
         // What no regorus engine would answer like OPA is refused here.
-        let misread: Vec<PolicyError> = engine
-            .get_modules()
-            .iter()
-            .flat_map(|module| {
-                module
-                    .policy
-                    .iter()
-                    .flat_map(|rule| every_index::find(rule))
-            })
+        let parsed = engine.get_modules();
+        let rules = || parsed.iter().flat_map(|module| module.policy.iter());
+        let misread: Vec<PolicyError> = rules()
+            .flat_map(|rule| every_index::find(rule))
             .filter(|found| found.negated)
             .map(|found| found.to_policy_error())
             .collect();
         if !misread.is_empty() {
             return Err(CompileError::Policies(misread));
         }
-        let heads: Vec<undefined_heads::UndefinedHead> = engine
-            .get_modules()
-            .iter()
-            .flat_map(|module| {
-                module
-                    .policy
-                    .iter()
-                    .filter_map(|rule| undefined_heads::find(rule))
-            })
+        let heads: Vec<undefined_heads::UndefinedHead> = rules()
+            .filter_map(|rule| undefined_heads::find(rule))
             .collect();
         let rule_paths = collect_rule_paths(&mut engine);
         let summaries = reads::summarise(&mut engine);
@@ -505,6 +493,22 @@ fn collect_rule_paths(engine: &mut regorus::Engine) -> HashMap<String, String> {
 pub(crate) mod tests {
     use super::*;
     use crate::bundle::{Manifest, PolicyFile};
+
+    /// What `analyse` finds in each rule of `module` (a file `test.rego`).
+    pub(crate) fn each_rule<T, I: IntoIterator<Item = T>>(
+        module: &str,
+        analyse: impl Fn(&Rule) -> I,
+    ) -> Vec<T> {
+        let mut engine = regorus::Engine::new();
+        engine
+            .add_policy("test.rego".into(), module.into())
+            .unwrap();
+        engine
+            .get_modules()
+            .iter()
+            .flat_map(|m| m.policy.iter().flat_map(|rule| analyse(rule)))
+            .collect()
+    }
 
     pub(crate) fn bundle_with(files: &[(&str, &str)], data: serde_json::Value) -> Bundle {
         Bundle {

@@ -19,7 +19,7 @@ use std::collections::HashSet;
 
 use regorus::unstable::{Expr, Literal, Query, Rule, RuleHead};
 
-use super::expr_walk::{start_of, text_of, visit};
+use super::expr_walk::{location_of, text_of, visit};
 use super::vm_gaps::element_can_be_undefined;
 use crate::location::Location;
 
@@ -82,15 +82,10 @@ pub fn find(rule: &Rule) -> Option<UndefinedHead> {
     let element = elements
         .into_iter()
         .find(|element| element_can_be_undefined(element, &known_defined))?;
-    let start = start_of(element);
     Some(UndefinedHead {
         rule: text_of(refr).to_string(),
         element: text_of(element).to_string(),
-        location: Location::new(
-            start.source.file().clone(),
-            start.line as usize,
-            start.col as usize,
-        ),
+        location: location_of(element),
     })
 }
 
@@ -144,14 +139,8 @@ mod tests {
 
     /// The undefined head elements of `module`, as `element@row:col`.
     fn found(module: &str) -> Vec<String> {
-        let mut engine = regorus::Engine::new();
-        engine
-            .add_policy("heads.rego".into(), module.into())
-            .unwrap();
-        engine
-            .get_modules()
-            .iter()
-            .flat_map(|m| m.policy.iter().filter_map(|rule| find(rule)))
+        crate::engine::tests::each_rule(module, find)
+            .into_iter()
             .map(|h| format!("{}@{}:{}", h.element, h.location.row, h.location.col))
             .collect()
     }

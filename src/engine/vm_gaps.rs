@@ -40,7 +40,7 @@ use std::collections::HashSet;
 use regorus::unstable::{AssignOp, Expr, Literal, Query, Rule, RuleBody, RuleHead, BUILTINS};
 
 use super::every_index;
-use super::expr_walk::{start_of, text_of, visit};
+use super::expr_walk::{location_of, text_of, visit};
 use crate::location::Location;
 
 /// A place in a rule that the VM would answer differently from OPA.
@@ -279,17 +279,10 @@ fn nested_gap(expr: &Expr) -> Option<VmGap> {
 /// A gap when `element`, an array comprehension's term or an object
 /// comprehension's key or value, can be undefined where its body holds.
 fn undefined_element(element: &Expr) -> Option<VmGap> {
-    element_can_be_undefined(element, &|_| false).then(|| {
-        let start = start_of(element);
-        VmGap {
-            variable: String::new(),
-            location: Location::new(
-                start.source.file().clone(),
-                start.line as usize,
-                start.col as usize,
-            ),
-            kind: GapKind::UndefinedElement(text_of(element).to_string()),
-        }
+    element_can_be_undefined(element, &|_| false).then(|| VmGap {
+        variable: String::new(),
+        location: location_of(element),
+        kind: GapKind::UndefinedElement(text_of(element).to_string()),
     })
 }
 
@@ -386,19 +379,8 @@ mod tests {
 
     /// The gaps of every rule of `module`, as `variable@row`.
     fn gaps(module: &str) -> Vec<String> {
-        let mut engine = regorus::Engine::new();
-        engine
-            .add_policy("gaps.rego".into(), module.into())
-            .unwrap();
-        engine
-            .get_modules()
-            .iter()
-            .flat_map(|m| {
-                m.policy
-                    .iter()
-                    .filter_map(|rule| find(rule))
-                    .collect::<Vec<_>>()
-            })
+        crate::engine::tests::each_rule(module, find)
+            .into_iter()
             .map(|gap| format!("{}@{}", gap.variable, gap.location.row))
             .collect()
     }
