@@ -82,6 +82,7 @@ pub struct Metrics {
     last_activation: IntGauge,
     vm_entry_points: IntGauge,
     vm_gap_entry_points: IntGauge,
+    undefined_head_rules: IntGauge,
     activations_ok: IntCounter,
     activations_failed: IntCounter,
     load_duration: Histogram,
@@ -185,6 +186,11 @@ impl Metrics {
         let vm_gap_entry_points = IntGauge::new(
             "vm_gap_entry_points",
             "Rule entry points kept on the interpreter because the VM would answer them differently from OPA.",
+        )
+        .expect("valid metric");
+        let undefined_head_rules = IntGauge::new(
+            "undefined_head_rules",
+            "Partial rules of the active snapshot (Gatekeeper templates included) whose element can be undefined, which the interpreter answers differently from OPA.",
         )
         .expect("valid metric");
         let activations = IntCounterVec::new(
@@ -364,6 +370,7 @@ impl Metrics {
             Box::new(last_activation.clone()),
             Box::new(vm_entry_points.clone()),
             Box::new(vm_gap_entry_points.clone()),
+            Box::new(undefined_head_rules.clone()),
             Box::new(activations.clone()),
             Box::new(load_duration.clone()),
         ];
@@ -404,6 +411,7 @@ impl Metrics {
             last_activation,
             vm_entry_points,
             vm_gap_entry_points,
+            undefined_head_rules,
             load_duration,
         }
     }
@@ -455,6 +463,9 @@ impl Metrics {
             .set(count(snapshot.policies.vm_entry_points().len()));
         self.vm_gap_entry_points
             .set(count(snapshot.policies.vm_gaps().len()));
+        self.undefined_head_rules.set(count(
+            snapshot.policies.undefined_heads().len() + snapshot.gatekeeper.warnings().len(),
+        ));
     }
 
     /// Record one answered HTTP request: its route pattern (e.g.

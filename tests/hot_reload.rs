@@ -290,7 +290,8 @@ async fn entry_points_kept_off_the_vm_are_counted_and_still_answer_like_opa() {
     // without a role; OPA and the interpreter do not.
     std::fs::write(
         dir.join("gate.rego"),
-        "package hot\n\nimport rego.v1\n\nallow if {\n  role := input.role\n  not role == \"guest\"\n}\n",
+        "package hot\n\nimport rego.v1\n\nallow if {\n  role := input.role\n  not role == \"guest\"\n}\n\n\
+         names contains input.people[k].name if {\n  some k in input.ids\n}\n",
     )
     .unwrap();
     let server = start_on(&dir).await;
@@ -306,10 +307,20 @@ async fn entry_points_kept_off_the_vm_are_counted_and_still_answer_like_opa() {
         (
             value("portcullis_vm_entry_points"),
             value("portcullis_vm_gap_entry_points"),
+            value("portcullis_undefined_head_rules"),
         )
     };
-    let (on_vm, gaps) = gauges().await;
+    let (on_vm, gaps, undefined_heads) = gauges().await;
     assert_eq!(gaps, 1, "data.hot.allow is kept off the VM");
+    assert_eq!(undefined_heads, 1, "data.hot.names is counted");
+    // On the VM, the element that is undefined is skipped, as in OPA.
+    let (_, body) = server
+        .post(
+            "/v1/data/hot/names",
+            json!({"input": {"ids": ["a", "b"], "people": {"a": {"name": "Ana"}}}}).to_string(),
+        )
+        .await;
+    assert_eq!(body["result"], json!(["Ana"]), "{body}");
     assert!(on_vm >= 1, "data.hot.v runs on the VM");
     let (status, body) = server
         .post("/v1/data/hot/allow", json!({"input": {}}).to_string())
@@ -324,16 +335,19 @@ async fn entry_points_kept_off_the_vm_are_counted_and_still_answer_like_opa() {
         .await;
     assert_eq!(body["result"], json!(true));
 
-    // Guarded, the rule goes back to the VM on the next activation.
+    // Guarded, the rule goes back to the VM on the next activation; bound
+    // in the body, the element no longer counts.
     std::fs::write(
         dir.join("gate.rego"),
-        "package hot\n\nimport rego.v1\n\nallow if {\n  role := input.role\n  is_string(role)\n  not role == \"guest\"\n}\n",
+        "package hot\n\nimport rego.v1\n\nallow if {\n  role := input.role\n  is_string(role)\n  not role == \"guest\"\n}\n\n\
+         names contains name if {\n  some k in input.ids\n  name := input.people[k].name\n}\n",
     )
     .unwrap();
     write_bundle(&dir, "g2", "2");
     wait_for(&server, json!(2)).await;
-    let (on_vm_after, gaps_after) = gauges().await;
+    let (on_vm_after, gaps_after, undefined_heads_after) = gauges().await;
     assert_eq!(gaps_after, 0);
+    assert_eq!(undefined_heads_after, 0);
     assert_eq!(on_vm_after, on_vm + 1);
     server.stop().await;
 }
