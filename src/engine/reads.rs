@@ -29,8 +29,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead};
 
-use super::expr_walk::visit;
-use super::vm_gaps::{self, VmGap};
+use super::expr_walk::{location_of, visit};
+use super::vm_gaps::{self, GapKind, VmGap};
 use crate::location::Location;
 
 /// Builtins whose result is not a function of input and data.
@@ -241,6 +241,9 @@ pub struct RuleSummary {
     /// Where regorus's VM would answer it differently from OPA
     /// ([`super::vm_gaps`]).
     pub vm_gap: Option<VmGap>,
+    /// The static part of each reference it makes to a rule or to `data`,
+    /// as a path below `data`, with where the reference is.
+    pub static_refs: Vec<(Vec<String>, Location)>,
 }
 
 /// Summarise every rule of an engine's modules.
@@ -295,9 +298,20 @@ pub fn summarise(engine: &mut regorus::Engine) -> Vec<RuleSummary> {
         let package_aliases = aliases.get(package).unwrap_or(&empty);
         let mut module_aliases = package_aliases.clone();
         let mut import_refs = Vec::new();
+        let mut data_imports = HashMap::new();
         for import in &module.imports {
             match flatten(&import.refr) {
-                Some((root, path)) if root == "data" => import_refs.push(path),
+                Some((root, path)) if root == "data" => {
+                    let name = import
+                        .r#as
+                        .as_ref()
+                        .map(|span| span.text().to_string())
+                        .or_else(|| path.last().cloned());
+                    if let Some(name) = name {
+                        data_imports.insert(name, path.clone());
+                    }
+                    import_refs.push(path)
+                }
                 Some((root, path)) if root == "input" && !path.is_empty() => {
                     let name = import
                         .r#as
@@ -317,6 +331,9 @@ pub fn summarise(engine: &mut regorus::Engine) -> Vec<RuleSummary> {
                 data_refs: import_refs.clone(),
                 local_refs: BTreeSet::new(),
                 parameters: HashSet::new(),
+                package,
+                data_imports: &data_imports,
+                static_refs: Vec::new(),
             };
             // A definition is an alias only when its value resolves to input
             // (a `name := data.x` definition is an ordinary rule).
@@ -340,10 +357,42 @@ pub fn summarise(engine: &mut regorus::Engine) -> Vec<RuleSummary> {
                 local_refs: walker.local_refs,
                 alias,
                 vm_gap: vm_gaps::find(rule),
+                static_refs: walker.static_refs,
             });
         }
     }
+    mark_rule_tree_prefixes(&mut out);
     out
+}
+
+/// Give a VM gap to each rule that refers to part of a rule tree: a strict
+/// prefix of the path of a rule whose head has two or more segments
+/// (`p.q[k] := …` is read through `p` or `data.pkg`). regorus's VM reads
+/// such a reference as the deeper rule's own value and drops the segments
+/// in between; the interpreter builds the tree, as OPA does.
+fn mark_rule_tree_prefixes(rules: &mut [RuleSummary]) {
+    let mut prefixes: HashMap<Vec<String>, Vec<String>> = HashMap::new();
+    for rule in rules.iter() {
+        if rule.path.len() >= rule.package_len + 2 {
+            for n in 0..rule.path.len() {
+                prefixes
+                    .entry(rule.path[..n].to_vec())
+                    .or_insert_with(|| rule.path.clone());
+            }
+        }
+    }
+    if prefixes.is_empty() {
+        return;
+    }
+    for rule in rules.iter_mut().filter(|rule| rule.vm_gap.is_none()) {
+        rule.vm_gap = rule.static_refs.iter().find_map(|(path, location)| {
+            prefixes.get(path).map(|deeper| VmGap {
+                variable: path.join("."),
+                location: location.clone(),
+                kind: GapKind::RuleTreePrefix(deeper.join(".")),
+            })
+        });
+    }
 }
 
 /// `name := <reference>` with a plain name: a candidate alias.
@@ -512,6 +561,11 @@ struct Walker<'a> {
     /// A function's parameter names: inside it they shadow the package's
     /// rules (an alias among them), so a use of one is not a read.
     parameters: HashSet<String>,
+    /// The rule's package, below `data`.
+    package: &'a [String],
+    /// The module's `import data.…` names and the paths they stand for.
+    data_imports: &'a HashMap<String, Vec<String>>,
+    static_refs: Vec<(Vec<String>, Location)>,
 }
 
 impl Walker<'_> {
@@ -607,6 +661,26 @@ impl Walker<'_> {
         }
     }
 
+    /// Record the static part of a reference rooted at `root` (a rule of
+    /// the package, an imported path or `data`) as a path below `data`.
+    fn static_ref(&mut self, root: &str, path: &[String], at: &Expr) {
+        let mut full = match root {
+            "input" => return,
+            "data" => Vec::new(),
+            name if self.parameters.contains(name) => return,
+            name => match self.data_imports.get(name) {
+                Some(imported) => imported.clone(),
+                None => {
+                    let mut local = self.package.to_vec();
+                    local.push(name.to_string());
+                    local
+                }
+            },
+        };
+        full.extend(path.iter().cloned());
+        self.static_refs.push((full, location_of(at)));
+    }
+
     /// A use of `name` followed by `path`: a rule of the package, and when
     /// it is an alias, a read of what it stands for plus `path`.
     fn use_name(&mut self, name: &str, path: Vec<String>) {
@@ -668,6 +742,7 @@ impl Walker<'_> {
         if root == "data" {
             return false;
         }
+        self.static_ref(&root, &path, &params[0]);
         let mut full = path;
         full.extend(keys);
         // Walk the object reference's own brackets, then read the key path.
@@ -717,11 +792,14 @@ impl Walker<'_> {
             | Expr::Number { .. }
             | Expr::Bool { .. }
             | Expr::Null { .. } => {}
-            Expr::Var { span, .. } => match span.text() {
-                "input" => self.reads.input = InputReads::Whole,
-                "data" => self.data_refs.push(Vec::new()),
-                name => self.use_name(name, Vec::new()),
-            },
+            Expr::Var { span, .. } => {
+                match span.text() {
+                    "input" => self.reads.input = InputReads::Whole,
+                    "data" => self.data_refs.push(Vec::new()),
+                    name => self.use_name(name, Vec::new()),
+                }
+                self.static_ref(span.text(), &[], expr);
+            }
             Expr::Array { items, .. } | Expr::Set { items, .. } => {
                 for item in items {
                     self.expr(item);
@@ -798,7 +876,11 @@ impl Walker<'_> {
     /// expressions inside its brackets and, when it is not rooted at a
     /// variable, the expression it indexes.
     fn reference(&mut self, expr: &Expr) {
-        match flatten(expr) {
+        let flat = flatten(expr);
+        if let Some((root, path)) = &flat {
+            self.static_ref(root, path, expr);
+        }
+        match flat {
             Some((root, path)) if root == "input" => self.reads.input.add(path),
             Some((root, path)) if root == "data" => self.data_refs.push(path),
             Some((root, path)) => self.use_name(&root, path),

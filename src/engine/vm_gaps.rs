@@ -29,6 +29,10 @@
 //! its own ([`super::every_index`]): the VM iterates it instead of looking
 //! the variable up.
 //!
+//! So is a reference to part of a rule tree (`p` or `data.pkg` where a
+//! rule `p.q[k]` exists), which the VM reads as the deeper rule's value;
+//! [`super::reads`] finds those, since it resolves references to rules.
+//!
 //! So is an array comprehension's term, or an object comprehension's key or
 //! value, that can be undefined once the body holds (a reference, or a call
 //! of a function that is not a builtin): the VM keeps the undefined element
@@ -65,6 +69,9 @@ pub enum GapKind {
     /// An array comprehension's term, or an object comprehension's key or
     /// value (as written), that can be undefined.
     UndefinedElement(String),
+    /// A reference to part of the rule tree under the named deeper rule
+    /// (found by [`super::reads`], which resolves references to rules).
+    RuleTreePrefix(String),
 }
 
 impl std::fmt::Display for VmGap {
@@ -79,6 +86,11 @@ impl std::fmt::Display for VmGap {
             GapKind::UndefinedElement(element) => write!(
                 f,
                 "{file}:{row}:{col}: `{element}` can be undefined, and the VM keeps an undefined element in an array or object comprehension"
+            ),
+            GapKind::RuleTreePrefix(deeper) => write!(
+                f,
+                "{file}:{row}:{col}: `{}` is part of the rule tree under `data.{deeper}`, which the VM reads as that rule's value",
+                if self.variable.is_empty() { "data".to_string() } else { format!("data.{}", self.variable) }
             ),
             GapKind::EveryIndex(reference) => write!(
                 f,
@@ -461,6 +473,8 @@ array_term := [m | some f in ["a", "b"]; m := input[f]]
 allowed := {"a": true}
 every_index if { every k, _ in input.m { allowed[k] } }
 counted := count([allowed[k] | some k in input.ks])
+tree.q[k] := 1 if { some k in ["x"] }
+tree_prefix := tree
 "#;
 
     const GUARDED: &str = r#"package q
@@ -491,6 +505,60 @@ refused(k) if { not allowed[k] }
 
     fn input(json: &str) -> Option<Value> {
         Some(Value::from_json_str(json).unwrap())
+    }
+
+    #[test]
+    fn references_to_part_of_a_rule_tree_stay_on_the_interpreter() {
+        let tree = r#"package t
+import rego.v1
+import data.t.p as imported
+p.q[k] := 1 if { some k in ["x", "y"] }
+through_the_name := p
+through_an_import := imported
+the_deeper_rule := p.q
+one_key := p.q.x
+"#;
+        let other = "package u\nimport rego.v1\nthrough_data := data.t\n";
+        let set = PolicySet::compile(
+            &[bundle_with(
+                &[("t.rego", tree), ("u.rego", other)],
+                serde_json::json!({}),
+            )],
+            EngineOptions::default(),
+        )
+        .unwrap();
+        let tree_of_p = serde_json::json!({"q": {"x": 1, "y": 1}});
+        for (rule, want) in [
+            ("t/through_the_name", tree_of_p.clone()),
+            ("t/through_an_import", tree_of_p.clone()),
+        ] {
+            let path = DataPath::parse(rule);
+            assert!(!set.runs_on_vm(&path), "{rule} must not run on the VM");
+            let got = set.evaluate(&path, None).unwrap();
+            let got: serde_json::Value = serde_json::from_str(&got.to_json_str().unwrap()).unwrap();
+            assert_eq!(got, want, "{rule}");
+        }
+        let through_data = DataPath::parse("u/through_data");
+        assert!(!set.runs_on_vm(&through_data));
+        let got = set.evaluate(&through_data, None).unwrap();
+        let got: serde_json::Value = serde_json::from_str(&got.to_json_str().unwrap()).unwrap();
+        assert_eq!(got["p"], tree_of_p);
+        for rule in ["t/the_deeper_rule", "t/one_key"] {
+            assert!(
+                set.runs_on_vm(&DataPath::parse(rule)),
+                "{rule} runs on the VM"
+            );
+        }
+        let gap = set
+            .vm_gaps()
+            .iter()
+            .find(|(entry, _)| entry == "data.t.through_the_name")
+            .map(|(_, gap)| gap.to_string())
+            .unwrap();
+        assert!(
+            gap.ends_with("t.rego:5:21: `data.t.p` is part of the rule tree under `data.t.p.q`, which the VM reads as that rule's value"),
+            "{gap}"
+        );
     }
 
     #[test]
@@ -579,6 +647,7 @@ refused(k) if { not allowed[k] }
             ("data.p.negated", "{}"),
             ("data.p.every_index", r#"{"m": {"z": 1}}"#),
             ("data.p.counted", r#"{"ks": ["a", "z"]}"#),
+            ("data.p.tree_prefix", "{}"),
         ] {
             let mut engine = engine_set.template.clone();
             let path = rule.to_string();
