@@ -111,6 +111,23 @@ fn check_passes_on_shipped_bundles_and_reports_every_error_with_position() {
     assert!(stderr.contains(&format!("{name}/b.rego:")), "{stderr}");
     assert!(stderr.contains("2 error(s)"), "{stderr}");
 
+    // A misspelt builtin is a compile error, as in OPA, not a failure of
+    // every decision that reaches it.
+    std::fs::write(
+        tmp.path().join("a.rego"),
+        "package a\n\nimport rego.v1\n\nallow if regex.mtch(\"^a\", input.x)\n",
+    )
+    .unwrap();
+    std::fs::remove_file(tmp.path().join("b.rego")).unwrap();
+    let (code, _, stderr) = run(&["check", tmp.path().to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains(&format!(
+            "{name}/a.rego:5:10: undefined function regex.mtch"
+        )),
+        "{stderr}"
+    );
+
     // A rule the VM would answer differently from OPA is a note, not an
     // error: it runs on the interpreter.
     let gap = tempfile::tempdir().unwrap();

@@ -184,14 +184,14 @@ pub fn cidr_merge(args: Vec<Value>) -> Result<Value> {
     Ok(Value::from(merged))
 }
 
+/// The names of the extensions [`register`] adds.
+pub const EXTENSIONS: [&str; 2] = ["net.cidr_intersects", "net.cidr_merge"];
+
 /// Register the extensions on an engine.
 pub fn register(engine: &mut regorus::Engine) -> Result<()> {
-    engine.add_extension(
-        "net.cidr_intersects".to_string(),
-        2,
-        Box::new(cidr_intersects),
-    )?;
-    engine.add_extension("net.cidr_merge".to_string(), 1, Box::new(cidr_merge))?;
+    let [intersects, merge] = EXTENSIONS;
+    engine.add_extension(intersects.to_string(), 2, Box::new(cidr_intersects))?;
+    engine.add_extension(merge.to_string(), 1, Box::new(cidr_merge))?;
     Ok(())
 }
 

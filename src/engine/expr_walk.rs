@@ -21,10 +21,16 @@ pub(super) fn text_of(expr: &Expr) -> &str {
         .take(start.line.saturating_sub(1) as usize)
         .map(str::len)
         .sum::<usize>();
-    let from = contents[line_start..]
-        .char_indices()
-        .nth(start.col.saturating_sub(1) as usize)
-        .map(|(at, _)| line_start + at);
+    // regorus counts a tab as four columns.
+    let mut col = 1;
+    let mut from = None;
+    for (at, c) in contents[line_start..].char_indices() {
+        if col >= start.col || c == '\n' {
+            from = Some(line_start + at);
+            break;
+        }
+        col += if c == '\t' { 4 } else { 1 };
+    }
     match from {
         Some(from) if from <= span.end as usize => {
             contents.get(from..span.end as usize).unwrap_or(span.text())

@@ -18,6 +18,7 @@ pub mod query_vars;
 pub mod reads;
 pub mod shared_data;
 pub mod testing;
+pub mod undefined_functions;
 pub mod undefined_heads;
 mod vm;
 pub mod vm_gaps;
@@ -192,6 +193,12 @@ impl PolicySet {
         }
         if !errors.is_empty() {
             return Err(CompileError::Policies(errors));
+        }
+        // OPA refuses a call of an undefined function when it compiles;
+        // regorus would fail only when the call is evaluated.
+        let undefined = undefined_functions::find(&mut engine);
+        if !undefined.is_empty() {
+            return Err(CompileError::Policies(undefined));
         }
         for (bundle, data) in bundles.iter().zip(data) {
             engine
