@@ -320,7 +320,7 @@ pub(super) fn element_can_be_undefined(expr: &Expr, known_defined: &dyn Fn(&Expr
         Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().any(|i| maybe(i)),
         Expr::Object { fields, .. } => fields.iter().any(|(_, k, v)| maybe(k) || maybe(v)),
         Expr::Call { fcn, params, .. } => {
-            !BUILTINS.contains_key(fcn.span().text()) || params.iter().any(|p| maybe(p))
+            !BUILTINS.contains_key(text_of(fcn)) || params.iter().any(|p| maybe(p))
         }
         Expr::UnaryExpr { expr, .. } => maybe(expr),
         Expr::BinExpr { lhs, rhs, .. }
@@ -455,6 +455,7 @@ member if { x := input.a; x in {1, 2}; not x == 1 }
 else_value := 1 if { false } else := m if { m := input.a }
 iterated_term := [x | some x in input.xs]
 builtin_term := [sprintf("%v", [x]) | some x in input.xs]
+dotted_builtin_term := [regex.match("^a", x) | some x in input.xs]
 object_of_variables := {k: v | some k, v in input.m}
 set_of_lookups := {input.t[x] | some x in input.xs}
 "#;
