@@ -321,6 +321,26 @@ async fn policies_can_be_pushed_replaced_and_deleted_but_not_bundle_modules() {
         json!(8)
     );
 
+    // A module calling a function nothing defines: 400 at the call, as OPA
+    // refuses it when it compiles; nothing changes.
+    let (status, body) = put_policy(
+        "live/extra.rego",
+        "package live_extra\n\nimport rego.v1\n\ndouble := 1 if regex.mtch(\"a\", \"a\")\n",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["errors"][0]["message"],
+        json!("undefined function regex.mtch"),
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["location"]["row"], json!(5), "{body}");
+    assert_eq!(body["errors"][0]["location"]["col"], json!(16), "{body}");
+    assert_eq!(
+        server.get("/v1/data/live_extra/double").await.1["result"],
+        json!(8)
+    );
+
     // Packages under a bundle's root, and the bundle's own modules, are refused.
     let (status, body) =
         put_policy("live/evil.rego", "package provisioning.evil\n\nx := 1\n").await;
