@@ -632,6 +632,15 @@ one_key := p.q.x
                 );
             }
         }
+        // The rewrites the analyses recommend answer like OPA, not merely
+        // alike: only `a` is allowed.
+        for rule in ["q/every_member", "q/every_through_function"] {
+            let path = DataPath::parse(rule);
+            let only_allowed = set.evaluate(&path, input(r#"{"m": {"a": 1}}"#));
+            assert_eq!(only_allowed.unwrap(), Value::from(true), "{rule}");
+            let one_refused = set.evaluate(&path, input(r#"{"m": {"a": 1, "z": 2}}"#));
+            assert_eq!(one_refused.unwrap(), Value::Undefined, "{rule}");
+        }
     }
 
     /// Documents the upstream behaviour the analysis works around: when
