@@ -41,10 +41,12 @@ pub struct KeyConfig {
 pub struct VerificationSettings {
     /// The keys signatures may use.
     pub keys: Vec<KeyConfig>,
-    /// The key to use when a signature names none.
+    /// The key to use, whatever the signature names (as in OPA); when
+    /// unset, the signature's `kid`, then its deprecated `keyid` claim.
     #[serde(default)]
     pub keyid: Option<String>,
-    /// When set, a signature's `scope` must equal it.
+    /// A signature's `scope` must equal it; unset, only unscoped
+    /// signatures pass (as in OPA).
     #[serde(default)]
     pub scope: Option<String>,
 }
@@ -194,11 +196,14 @@ impl Verifier {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|err| check("signature", Some(SIGNATURES_FILE), err.to_string()))?;
         let unverified = unverified_payload(token)?;
-        let keyid = unverified
+        // The key, in OPA's order: the configured keyid, the header's
+        // `kid`, the payload's deprecated `keyid` claim; then, where OPA
+        // would give up, the only key configured.
+        let keyid = self
             .keyid
             .clone()
             .or(header.kid.clone())
-            .or(self.keyid.clone())
+            .or(unverified.keyid.clone())
             .or_else(|| {
                 (self.keys.len() == 1)
                     .then(|| self.keys.keys().next().cloned())
@@ -238,14 +243,16 @@ impl Verifier {
                 )
             })?
             .claims;
-        if let Some(scope) = &self.scope {
-            if payload.scope.as_deref() != Some(scope.as_str()) {
-                return Err(check(
-                    "scope",
-                    None,
-                    format!("signature scope {:?} is not {scope:?}", payload.scope),
-                ));
-            }
+        // As in OPA, the signature's scope must equal the configured one,
+        // both absent included: a scoped signature needs `scope` set.
+        let wanted = self.scope.as_deref().unwrap_or("");
+        let signed = payload.scope.as_deref().unwrap_or("");
+        if signed != wanted {
+            return Err(check(
+                "scope",
+                None,
+                format!("signature scope {signed:?} is not the configured {wanted:?}"),
+            ));
         }
         let listed: BTreeMap<String, &FileDigest> = payload
             .files
@@ -342,6 +349,9 @@ struct Payload {
 struct FileDigest {
     name: String,
     hash: String,
+    /// Missing in a hand-made signature: as in OPA, the token still
+    /// verifies, and the file it names fails its digest check.
+    #[serde(default)]
     algorithm: String,
 }
 
@@ -415,10 +425,19 @@ fn digest(algorithm: &str, name: &str, bytes: &[u8]) -> Result<String, String> {
         bytes.to_vec()
     };
     let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    // OPA's names. It also accepts MD5 and SHA-1, which are refused here:
+    // a collision would let a changed file keep its signature.
     match algorithm {
+        "SHA-224" => Ok(hex(&sha2::Sha224::digest(&content))),
         "SHA-256" => Ok(hex(&sha2::Sha256::digest(&content))),
         "SHA-384" => Ok(hex(&sha2::Sha384::digest(&content))),
         "SHA-512" => Ok(hex(&sha2::Sha512::digest(&content))),
+        "SHA-512-224" => Ok(hex(&sha2::Sha512_224::digest(&content))),
+        "SHA-512-256" => Ok(hex(&sha2::Sha512_256::digest(&content))),
+        "" => Err("the signature gives no digest algorithm for the file".into()),
+        "MD5" | "SHA-1" => Err(format!(
+            "digest algorithm {algorithm} is too weak to trust; sign with SHA-256 or stronger"
+        )),
         other => Err(format!("unsupported digest algorithm {other}")),
     }
 }
@@ -751,5 +770,158 @@ mod tests {
         .unwrap();
         let err = scoped.verify(&bundle).unwrap_err().to_string();
         assert!(err.contains("scope failed"), "{err}");
+    }
+
+    /// An HS256 token over `bundle`'s files with `header` and extra payload
+    /// claims, signed with `secret`: what another signer (OPA) may write.
+    fn foreign_token(
+        bundle: &BTreeMap<String, Vec<u8>>,
+        header: jsonwebtoken::Header,
+        extra: serde_json::Value,
+        secret: &str,
+    ) -> Vec<u8> {
+        let files: Vec<serde_json::Value> = bundle
+            .iter()
+            .map(|(name, bytes)| {
+                serde_json::json!({
+                    "name": name,
+                    "hash": digest("SHA-256", name, bytes).unwrap(),
+                    "algorithm": "SHA-256",
+                })
+            })
+            .collect();
+        let mut claims = serde_json::json!({"files": files});
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        signatures_file(&header, &claims, secret)
+    }
+
+    /// `.signatures.json` holding one HS256 token of `claims`.
+    fn signatures_file(
+        header: &jsonwebtoken::Header,
+        claims: &serde_json::Value,
+        secret: &str,
+    ) -> Vec<u8> {
+        let token = jsonwebtoken::encode(
+            header,
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap();
+        serde_json::to_vec(&serde_json::json!({"signatures": [token]})).unwrap()
+    }
+
+    #[test]
+    fn digest_algorithms_go_by_opa_names_and_weak_ones_are_refused() {
+        let verifier = Verifier::new(&VerificationSettings {
+            keys: vec![hs256("ci", "s")],
+            keyid: Some("ci".into()),
+            scope: None,
+        })
+        .unwrap();
+        let listing = |algorithm: &str, hash: &str| {
+            let mut bundle = files(&[("p.rego", "package p\n")]);
+            let entry = if algorithm.is_empty() {
+                serde_json::json!({"name": "p.rego", "hash": hash})
+            } else {
+                serde_json::json!({"name": "p.rego", "hash": hash, "algorithm": algorithm})
+            };
+            let claims = serde_json::json!({"files": [entry]});
+            let header = jsonwebtoken::Header::new(Algorithm::HS256);
+            bundle.insert(
+                SIGNATURES_FILE.into(),
+                signatures_file(&header, &claims, "s"),
+            );
+            verifier.verify(&bundle).map_err(|err| err.to_string())
+        };
+        for algorithm in [
+            "SHA-224",
+            "SHA-256",
+            "SHA-384",
+            "SHA-512",
+            "SHA-512-224",
+            "SHA-512-256",
+        ] {
+            let hash = digest(algorithm, "p.rego", b"package p\n").unwrap();
+            listing(algorithm, &hash).unwrap();
+        }
+        let err = listing("MD5", "0cc175b9c0f1b6a831c399e269772661").unwrap_err();
+        assert!(err.contains("MD5 is too weak"), "{err}");
+        // A token whose entry names no algorithm still verifies; the file
+        // it names fails, as in OPA.
+        let err = listing("", "00").unwrap_err();
+        assert!(
+            err.contains("file digest failed for p.rego: the signature gives no digest algorithm"),
+            "{err}"
+        );
+    }
+
+    fn hs256(id: &str, secret: &str) -> KeyConfig {
+        KeyConfig {
+            id: id.into(),
+            algorithm: "HS256".into(),
+            key: Some(secret.into()),
+            key_file: None,
+        }
+    }
+
+    #[test]
+    fn the_configured_keyid_wins_over_the_header_then_the_deprecated_claim() {
+        let mut bundle = files(&[("p.rego", "package p\n")]);
+        // Signed with foo's secret, but the header names "bar".
+        let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+        header.kid = Some("bar".into());
+        bundle.insert(
+            SIGNATURES_FILE.into(),
+            foreign_token(&bundle, header, serde_json::json!({}), "foo-secret"),
+        );
+        let with_keyid = |keyid: Option<&str>| {
+            Verifier::new(&VerificationSettings {
+                keys: vec![hs256("foo", "foo-secret"), hs256("bar", "bar-secret")],
+                keyid: keyid.map(str::to_string),
+                scope: None,
+            })
+            .unwrap()
+        };
+        with_keyid(Some("foo")).verify(&bundle).unwrap();
+        let err = with_keyid(None).verify(&bundle).unwrap_err().to_string();
+        assert!(err.contains("signature failed"), "{err}");
+
+        // No header kid: the deprecated `keyid` claim picks the key.
+        let mut bundle = files(&[("p.rego", "package p\n")]);
+        let claim = foreign_token(
+            &bundle,
+            jsonwebtoken::Header::new(Algorithm::HS256),
+            serde_json::json!({"keyid": "bar"}),
+            "bar-secret",
+        );
+        bundle.insert(SIGNATURES_FILE.into(), claim);
+        with_keyid(None).verify(&bundle).unwrap();
+    }
+
+    #[test]
+    fn a_scoped_signature_needs_that_scope_configured_as_in_opa() {
+        let mut bundle = files(&[("p.rego", "package p\n")]);
+        let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+        header.kid = Some("ci".into());
+        bundle.insert(
+            SIGNATURES_FILE.into(),
+            foreign_token(&bundle, header, serde_json::json!({"scope": "write"}), "s"),
+        );
+        let with_scope = |scope: Option<&str>| {
+            Verifier::new(&VerificationSettings {
+                keys: vec![hs256("ci", "s")],
+                keyid: None,
+                scope: scope.map(str::to_string),
+            })
+            .unwrap()
+        };
+        with_scope(Some("write")).verify(&bundle).unwrap();
+        let err = with_scope(None).verify(&bundle).unwrap_err().to_string();
+        assert!(
+            err.contains("signature scope \"write\" is not the configured \"\""),
+            "{err}"
+        );
     }
 }
