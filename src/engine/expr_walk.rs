@@ -4,7 +4,7 @@
 //! visited (it names a function, not a variable). Also where an expression
 //! starts, for locations.
 
-use regorus::unstable::{Expr, Span};
+use regorus::unstable::{Expr, Literal, Span};
 
 use crate::location::Location;
 
@@ -36,6 +36,30 @@ pub(super) fn text_of(expr: &Expr) -> &str {
             contents.get(from..span.end as usize).unwrap_or(span.text())
         }
         _ => span.text(),
+    }
+}
+
+/// The expressions a literal evaluates in its own scope, and whether they
+/// are under `not`: an expression's, a `some … in`'s key, value and
+/// collection, an `every`'s domain (its body is a query of its own).
+pub(super) fn literal_exprs(literal: &Literal) -> (Vec<&Expr>, bool) {
+    match literal {
+        Literal::Expr { expr, .. } => (vec![expr], false),
+        Literal::NotExpr { expr, .. } => (vec![expr], true),
+        Literal::SomeIn {
+            key,
+            value,
+            collection,
+            ..
+        } => (
+            key.iter()
+                .map(|k| k.as_ref())
+                .chain([value.as_ref(), collection.as_ref()])
+                .collect(),
+            false,
+        ),
+        Literal::Every { domain, .. } => (vec![domain], false),
+        Literal::SomeVars { .. } => (Vec::new(), false),
     }
 }
 

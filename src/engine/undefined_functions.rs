@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead, BUILTINS};
 
-use super::expr_walk::{location_of, text_of};
+use super::expr_walk::{literal_exprs, location_of, text_of, visit};
 use super::{cidr, PolicyError};
 
 /// One error per call of an undefined function in `engine`'s modules.
@@ -136,46 +136,19 @@ fn query_calls(query: &Query, f: &mut impl FnMut(&Expr)) {
             // The target is what is replaced, not a call.
             expr_calls(&modifier.r#as, f);
         }
-        match &stmt.literal {
-            Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => expr_calls(expr, f),
-            Literal::SomeIn {
-                key,
-                value,
-                collection,
-                ..
-            } => {
-                for expr in key.iter().chain([value, collection]) {
-                    expr_calls(expr, f);
-                }
-            }
-            Literal::Every { domain, query, .. } => {
-                expr_calls(domain, f);
-                query_calls(query, f);
-            }
-            Literal::SomeVars { .. } => {}
+        for expr in literal_exprs(&stmt.literal).0 {
+            expr_calls(expr, f);
+        }
+        if let Literal::Every { query, .. } = &stmt.literal {
+            query_calls(query, f);
         }
     }
 }
 
+/// The calls in `expr`, in comprehensions too.
 fn expr_calls(expr: &Expr, f: &mut impl FnMut(&Expr)) {
-    match expr {
-        Expr::Call { fcn, params, .. } => {
-            f(fcn);
-            for param in params {
-                expr_calls(param, f);
-            }
-        }
-        Expr::Array { items, .. } | Expr::Set { items, .. } => {
-            for item in items {
-                expr_calls(item, f);
-            }
-        }
-        Expr::Object { fields, .. } => {
-            for (_, key, value) in fields {
-                expr_calls(key, f);
-                expr_calls(value, f);
-            }
-        }
+    visit(expr, &mut |node| match node {
+        Expr::Call { fcn, .. } => f(fcn),
         Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
             expr_calls(term, f);
             query_calls(query, f);
@@ -187,33 +160,8 @@ fn expr_calls(expr: &Expr, f: &mut impl FnMut(&Expr)) {
             expr_calls(value, f);
             query_calls(query, f);
         }
-        Expr::UnaryExpr { expr, .. } => expr_calls(expr, f),
-        Expr::RefDot { refr, .. } => expr_calls(refr, f),
-        Expr::RefBrack { refr, index, .. } => {
-            expr_calls(refr, f);
-            expr_calls(index, f);
-        }
-        Expr::BinExpr { lhs, rhs, .. }
-        | Expr::BoolExpr { lhs, rhs, .. }
-        | Expr::ArithExpr { lhs, rhs, .. }
-        | Expr::AssignExpr { lhs, rhs, .. } => {
-            expr_calls(lhs, f);
-            expr_calls(rhs, f);
-        }
-        Expr::Membership {
-            key,
-            value,
-            collection,
-            ..
-        } => {
-            if let Some(key) = key {
-                expr_calls(key, f);
-            }
-            expr_calls(value, f);
-            expr_calls(collection, f);
-        }
         _ => {}
-    }
+    });
 }
 
 #[cfg(test)]

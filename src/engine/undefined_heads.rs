@@ -17,9 +17,9 @@
 
 use std::collections::HashSet;
 
-use regorus::unstable::{Expr, Literal, Query, Rule, RuleHead};
+use regorus::unstable::{Expr, Query, Rule, RuleHead};
 
-use super::expr_walk::{location_of, text_of, visit};
+use super::expr_walk::{literal_exprs, location_of, text_of, visit};
 use super::vm_gaps::element_can_be_undefined;
 use crate::location::Location;
 
@@ -101,19 +101,9 @@ fn references_used(query: &Query) -> HashSet<String> {
         })
     };
     for stmt in &query.stmts {
-        match &stmt.literal {
-            Literal::Expr { expr, .. } => note(expr),
-            Literal::SomeIn {
-                key,
-                value,
-                collection,
-                ..
-            } => {
-                for expr in key.iter().chain([value, collection]) {
-                    note(expr);
-                }
-            }
-            Literal::NotExpr { .. } | Literal::SomeVars { .. } | Literal::Every { .. } => {}
+        let (exprs, negated) = literal_exprs(&stmt.literal);
+        if !negated {
+            exprs.into_iter().for_each(&mut note);
         }
     }
     used
