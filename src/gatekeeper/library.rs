@@ -646,6 +646,16 @@ mod tests {
                 "lowercase of the kind",
             ),
             (
+                // OPA's deprecated builtin, which regorus does not have:
+                // refused at load, not at each review.
+                vec![template(
+                    "K8sF",
+                    "package k8sf\nviolation[{\"msg\": \"x\"}] { re_match(\"a\", input.review.object.kind) }",
+                    &[],
+                )],
+                "g.yaml:14:35: undefined function re_match",
+            ),
+            (
                 vec![ok.replace("admission.k8s.gatekeeper.sh", "audit.example.com")],
                 "is not supported",
             ),
