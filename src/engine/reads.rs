@@ -241,10 +241,12 @@ pub struct RuleSummary {
     /// Where regorus's VM would answer it differently from OPA
     /// ([`super::vm_gaps`]).
     pub vm_gap: Option<VmGap>,
-    /// The static part of each reference it makes to a rule or to `data`,
-    /// as a path below `data`, with where the reference is.
-    pub static_refs: Vec<(Vec<String>, Location)>,
 }
+
+/// The static part of each reference one rule makes to a rule or to
+/// `data`, as a path below `data`, with where the reference is. Needed only
+/// while summarising, to find references to part of a rule tree.
+type StaticRefs = Vec<(Vec<String>, Location)>;
 
 /// Summarise every rule of an engine's modules.
 pub fn summarise(engine: &mut regorus::Engine) -> Vec<RuleSummary> {
@@ -294,6 +296,7 @@ pub fn summarise(engine: &mut regorus::Engine) -> Vec<RuleSummary> {
     // Pass 2: every rule, with its package's aliases resolved at use sites.
     let empty = HashMap::new();
     let mut out = Vec::new();
+    let mut static_refs = Vec::new();
     for (module, package) in &modules {
         let package_aliases = aliases.get(package).unwrap_or(&empty);
         let mut module_aliases = package_aliases.clone();
@@ -357,11 +360,11 @@ pub fn summarise(engine: &mut regorus::Engine) -> Vec<RuleSummary> {
                 local_refs: walker.local_refs,
                 alias,
                 vm_gap: vm_gaps::find(rule),
-                static_refs: walker.static_refs,
             });
+            static_refs.push(walker.static_refs);
         }
     }
-    mark_rule_tree_prefixes(&mut out);
+    mark_rule_tree_prefixes(&mut out, &static_refs);
     out
 }
 
@@ -370,7 +373,7 @@ pub fn summarise(engine: &mut regorus::Engine) -> Vec<RuleSummary> {
 /// (`p.q[k] := …` is read through `p` or `data.pkg`). regorus's VM reads
 /// such a reference as the deeper rule's own value and drops the segments
 /// in between; the interpreter builds the tree, as OPA does.
-fn mark_rule_tree_prefixes(rules: &mut [RuleSummary]) {
+fn mark_rule_tree_prefixes(rules: &mut [RuleSummary], static_refs: &[StaticRefs]) {
     let mut prefixes: HashMap<Vec<String>, Vec<String>> = HashMap::new();
     for rule in rules.iter() {
         if rule.path.len() >= rule.package_len + 2 {
@@ -384,8 +387,11 @@ fn mark_rule_tree_prefixes(rules: &mut [RuleSummary]) {
     if prefixes.is_empty() {
         return;
     }
-    for rule in rules.iter_mut().filter(|rule| rule.vm_gap.is_none()) {
-        rule.vm_gap = rule.static_refs.iter().find_map(|(path, location)| {
+    for (rule, refs) in rules.iter_mut().zip(static_refs) {
+        if rule.vm_gap.is_some() {
+            continue;
+        }
+        rule.vm_gap = refs.iter().find_map(|(path, location)| {
             prefixes.get(path).map(|deeper| VmGap {
                 variable: path.join("."),
                 location: location.clone(),
@@ -565,7 +571,7 @@ struct Walker<'a> {
     package: &'a [String],
     /// The module's `import data.…` names and the paths they stand for.
     data_imports: &'a HashMap<String, Vec<String>>,
-    static_refs: Vec<(Vec<String>, Location)>,
+    static_refs: StaticRefs,
 }
 
 impl Walker<'_> {
