@@ -16,7 +16,7 @@
 
 use regorus::unstable::{Expr, Literal, Query, Rule, RuleHead};
 
-use super::expr_walk::{location_of, text_of, visit};
+use super::expr_walk::{comprehension_parts, location_of, text_of, variables_in, visit};
 use super::PolicyError;
 use crate::location::Location;
 
@@ -98,7 +98,7 @@ fn walk_query(query: &Query, every_vars: &[String], negated: bool, out: &mut Vec
                 // `some k in …` declares `k` afresh from here on.
                 for pattern in key.iter().chain([value]) {
                     let mut declared = Vec::new();
-                    pattern_vars(pattern, &mut declared);
+                    variables_in(pattern, &mut declared);
                     in_scope.retain(|v| !declared.contains(v));
                 }
             }
@@ -142,26 +142,13 @@ fn walk_expr(expr: &Expr, every_vars: &[String], negated: bool, out: &mut Vec<Ev
                 }
             }
         }
-        Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-            walk_query(query, every_vars, negated, out);
-            walk_expr(term, every_vars, negated, out);
-        }
-        Expr::ObjectCompr {
-            key, value, query, ..
-        } => {
-            walk_query(query, every_vars, negated, out);
-            walk_expr(key, every_vars, negated, out);
-            walk_expr(value, every_vars, negated, out);
-        }
-        _ => {}
-    });
-}
-
-/// The variables a `some … in` pattern declares.
-fn pattern_vars(pattern: &Expr, out: &mut Vec<String>) {
-    visit(pattern, &mut |node| {
-        if let Expr::Var { span, .. } = node {
-            out.push(span.text().to_string());
+        other => {
+            if let Some((elements, query)) = comprehension_parts(other) {
+                walk_query(query, every_vars, negated, out);
+                for element in elements {
+                    walk_expr(element, every_vars, negated, out);
+                }
+            }
         }
     });
 }

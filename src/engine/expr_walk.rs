@@ -4,7 +4,7 @@
 //! visited (it names a function, not a variable). Also where an expression
 //! starts, for locations.
 
-use regorus::unstable::{Expr, Literal, Span};
+use regorus::unstable::{Expr, Literal, Query, Span};
 
 use crate::location::Location;
 
@@ -36,6 +36,29 @@ pub(super) fn text_of(expr: &Expr) -> &str {
             contents.get(from..span.end as usize).unwrap_or(span.text())
         }
         _ => span.text(),
+    }
+}
+
+/// Add the variables `expr` names in its own scope to `out`.
+pub(super) fn variables_in(expr: &Expr, out: &mut impl Extend<String>) {
+    visit(expr, &mut |node| {
+        if let Expr::Var { span, .. } = node {
+            out.extend([span.text().to_string()]);
+        }
+    });
+}
+
+/// A comprehension's elements (its term, or its key and value) and its
+/// query, which [`visit`] does not enter; `None` for other expressions.
+pub(super) fn comprehension_parts(expr: &Expr) -> Option<(Vec<&Expr>, &Query)> {
+    match expr {
+        Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+            Some((vec![term], query))
+        }
+        Expr::ObjectCompr {
+            key, value, query, ..
+        } => Some((vec![key, value], query)),
+        _ => None,
     }
 }
 

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead, BUILTINS};
 
-use super::expr_walk::{literal_exprs, location_of, text_of, visit};
+use super::expr_walk::{comprehension_parts, literal_exprs, location_of, text_of, visit};
 use super::{cidr, PolicyError};
 
 /// One error per call of an undefined function in `engine`'s modules.
@@ -147,20 +147,15 @@ fn query_calls(query: &Query, f: &mut impl FnMut(&Expr)) {
 
 /// The calls in `expr`, in comprehensions too.
 fn expr_calls(expr: &Expr, f: &mut impl FnMut(&Expr)) {
-    visit(expr, &mut |node| match node {
-        Expr::Call { fcn, .. } => f(fcn),
-        Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-            expr_calls(term, f);
+    visit(expr, &mut |node| {
+        if let Expr::Call { fcn, .. } = node {
+            f(fcn);
+        } else if let Some((elements, query)) = comprehension_parts(node) {
+            for element in elements {
+                expr_calls(element, f);
+            }
             query_calls(query, f);
         }
-        Expr::ObjectCompr {
-            key, value, query, ..
-        } => {
-            expr_calls(key, f);
-            expr_calls(value, f);
-            query_calls(query, f);
-        }
-        _ => {}
     });
 }
 

@@ -44,7 +44,7 @@ use std::collections::HashSet;
 use regorus::unstable::{AssignOp, Expr, Literal, Query, Rule, RuleBody, RuleHead, BUILTINS};
 
 use super::every_index;
-use super::expr_walk::{location_of, text_of, visit};
+use super::expr_walk::{location_of, text_of, variables_in, visit};
 use crate::location::Location;
 
 /// A place in a rule that the VM would answer differently from OPA.
@@ -171,7 +171,7 @@ fn query_gap(query: &Query, head_uses: &[&Expr]) -> Option<VmGap> {
     let mut bindings = Vec::new();
     let mut guarded = HashSet::new();
     for expr in head_uses {
-        mentions(expr, &mut guarded);
+        variables_in(expr, &mut guarded);
     }
     for stmt in &query.stmts {
         match &stmt.literal {
@@ -195,7 +195,7 @@ fn query_gap(query: &Query, head_uses: &[&Expr]) -> Option<VmGap> {
                         ),
                     });
                 }
-                other => mentions(other, &mut guarded),
+                other => variables_in(other, &mut guarded),
             },
             Literal::SomeIn {
                 key,
@@ -204,7 +204,7 @@ fn query_gap(query: &Query, head_uses: &[&Expr]) -> Option<VmGap> {
                 ..
             } => {
                 for expr in key.iter().chain([value, collection]) {
-                    mentions(expr, &mut guarded);
+                    variables_in(expr, &mut guarded);
                 }
             }
             Literal::NotExpr { .. } | Literal::SomeVars { .. } | Literal::Every { .. } => {}
@@ -218,7 +218,7 @@ fn query_gap(query: &Query, head_uses: &[&Expr]) -> Option<VmGap> {
             if !*done && binding.variables.iter().any(|v| guarded.contains(v)) {
                 *done = true;
                 changed = true;
-                mentions(binding.value, &mut guarded);
+                variables_in(binding.value, &mut guarded);
             }
         }
         if !changed {
@@ -374,15 +374,6 @@ fn pattern_variables(pattern: &Expr, out: &mut Vec<String>) {
         }
         _ => {}
     }
-}
-
-/// Add the variables `expr` uses outside comprehensions to `out`.
-fn mentions(expr: &Expr, out: &mut HashSet<String>) {
-    visit(expr, &mut |node| {
-        if let Expr::Var { span, .. } = node {
-            out.insert(span.text().to_string());
-        }
-    });
 }
 
 #[cfg(test)]
