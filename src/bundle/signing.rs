@@ -638,12 +638,25 @@ mod tests {
     }
 
     fn verifier(keys: Vec<KeyConfig>) -> Verifier {
+        verifier_with(keys, None, None)
+    }
+
+    fn verifier_with(keys: Vec<KeyConfig>, keyid: Option<&str>, scope: Option<&str>) -> Verifier {
         Verifier::new(&VerificationSettings {
             keys,
-            keyid: None,
-            scope: None,
+            keyid: keyid.map(str::to_string),
+            scope: scope.map(str::to_string),
         })
         .unwrap()
+    }
+
+    fn hs256(id: &str, secret: &str) -> KeyConfig {
+        KeyConfig {
+            id: id.into(),
+            algorithm: "HS256".into(),
+            key: Some(secret.into()),
+            key_file: None,
+        }
     }
 
     #[test]
@@ -659,12 +672,7 @@ mod tests {
 
     #[test]
     fn hs256_round_trip_and_every_tampering_is_named() {
-        let secret = KeyConfig {
-            id: "ci".into(),
-            algorithm: "HS256".into(),
-            key: Some("s3cret".into()),
-            key_file: None,
-        };
+        let secret = hs256("ci", "s3cret");
         let mut bundle = files(&[
             (".manifest", r#"{"revision": "1"}"#),
             ("a/p.rego", "package a\nx := 1\n"),
@@ -754,20 +762,10 @@ mod tests {
 
     #[test]
     fn scope_is_enforced_when_configured() {
-        let secret = KeyConfig {
-            id: "ci".into(),
-            algorithm: "HS256".into(),
-            key: Some("s".into()),
-            key_file: None,
-        };
+        let secret = hs256("ci", "s");
         let mut bundle = files(&[("p.rego", "package p\n")]);
         bundle.insert(SIGNATURES_FILE.into(), sign(&bundle, &secret).unwrap());
-        let scoped = Verifier::new(&VerificationSettings {
-            keys: vec![secret],
-            keyid: None,
-            scope: Some("prod".into()),
-        })
-        .unwrap();
+        let scoped = verifier_with(vec![secret], None, Some("prod"));
         let err = scoped.verify(&bundle).unwrap_err().to_string();
         assert!(err.contains("scope failed"), "{err}");
     }
@@ -814,12 +812,7 @@ mod tests {
 
     #[test]
     fn digest_algorithms_go_by_opa_names_and_weak_ones_are_refused() {
-        let verifier = Verifier::new(&VerificationSettings {
-            keys: vec![hs256("ci", "s")],
-            keyid: Some("ci".into()),
-            scope: None,
-        })
-        .unwrap();
+        let verifier = verifier_with(vec![hs256("ci", "s")], Some("ci"), None);
         let listing = |algorithm: &str, hash: &str| {
             let mut bundle = files(&[("p.rego", "package p\n")]);
             let entry = if algorithm.is_empty() {
@@ -857,15 +850,6 @@ mod tests {
         );
     }
 
-    fn hs256(id: &str, secret: &str) -> KeyConfig {
-        KeyConfig {
-            id: id.into(),
-            algorithm: "HS256".into(),
-            key: Some(secret.into()),
-            key_file: None,
-        }
-    }
-
     #[test]
     fn the_configured_keyid_wins_over_the_header_then_the_deprecated_claim() {
         let mut bundle = files(&[("p.rego", "package p\n")]);
@@ -877,12 +861,8 @@ mod tests {
             foreign_token(&bundle, header, serde_json::json!({}), "foo-secret"),
         );
         let with_keyid = |keyid: Option<&str>| {
-            Verifier::new(&VerificationSettings {
-                keys: vec![hs256("foo", "foo-secret"), hs256("bar", "bar-secret")],
-                keyid: keyid.map(str::to_string),
-                scope: None,
-            })
-            .unwrap()
+            let keys = vec![hs256("foo", "foo-secret"), hs256("bar", "bar-secret")];
+            verifier_with(keys, keyid, None)
         };
         with_keyid(Some("foo")).verify(&bundle).unwrap();
         let err = with_keyid(None).verify(&bundle).unwrap_err().to_string();
@@ -909,14 +889,7 @@ mod tests {
             SIGNATURES_FILE.into(),
             foreign_token(&bundle, header, serde_json::json!({"scope": "write"}), "s"),
         );
-        let with_scope = |scope: Option<&str>| {
-            Verifier::new(&VerificationSettings {
-                keys: vec![hs256("ci", "s")],
-                keyid: None,
-                scope: scope.map(str::to_string),
-            })
-            .unwrap()
-        };
+        let with_scope = |scope: Option<&str>| verifier_with(vec![hs256("ci", "s")], None, scope);
         with_scope(Some("write")).verify(&bundle).unwrap();
         let err = with_scope(None).verify(&bundle).unwrap_err().to_string();
         assert!(
