@@ -359,17 +359,18 @@ fn generated_request(g: &mut Generator, example: &serde_json::Value) -> serde_js
             request.insert(field.into(), g.pick(&pool));
         }
     }
-    let dimensions = [
+    // The quota dimensions, then usage-only keys and an unknown one.
+    let quota_dimensions = [
         "cpu",
         "memory_gb",
         "storage_gb",
         "gpu",
         "databases",
         "caches",
-        "environments",
-        "monthly_cost",
-        "other",
     ];
+    let dimensions = quota_dimensions
+        .iter()
+        .chain(&["environments", "monthly_cost", "other"]);
     for map in ["resources", "usage"] {
         match g.next() % 10 {
             0 => {}
@@ -381,10 +382,10 @@ fn generated_request(g: &mut Generator, example: &serde_json::Value) -> serde_js
             }
             _ => {
                 let mut amounts = serde_json::Map::new();
-                for dimension in dimensions {
+                for &dimension in dimensions.clone() {
                     // A resource the quota does not know is denied; keep
                     // such keys rare so that requests still pass.
-                    let known_resource = dimensions[..6].contains(&dimension);
+                    let known_resource = quota_dimensions.contains(&dimension);
                     let chance = if map == "resources" && !known_resource {
                         5
                     } else {
