@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-/// A position in a source file. Rows and columns count from 1.
+/// A position in a source file. Rows and columns count from 1; row 0
+/// names the file alone, where nothing more precise is known.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Location {
     /// The file, as given to the loader.
@@ -27,6 +28,9 @@ impl Location {
 
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.row, self.col)
+        match self.row {
+            0 => f.write_str(&self.file),
+            _ => write!(f, "{}:{}:{}", self.file, self.row, self.col),
+        }
     }
 }

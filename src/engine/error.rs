@@ -28,29 +28,84 @@ impl std::error::Error for PolicyError {}
 impl PolicyError {
     /// Turn a regorus error into a message and a location.
     ///
-    /// regorus renders positioned errors as
-    /// `--> file:row:col`, a source excerpt, then `error: message`.
+    /// regorus renders most positioned errors as `--> file:row:col`, a
+    /// source excerpt, then `error: message`; a few of its parser's errors
+    /// as one line, `file:row:col error: message`; an error it places past
+    /// the last line as `file: invalid line N specified`.
     pub fn from_regorus(err: &anyhow::Error) -> PolicyError {
         let text = format!("{err:#}");
-        let location = text.lines().find_map(|line| {
-            let rest = line.trim_start().strip_prefix("--> ")?;
-            let mut parts = rest.rsplitn(3, ':');
-            let col = parts.next()?.trim().parse::<usize>().ok()?;
-            let row = parts.next()?.trim().parse::<usize>().ok()?;
-            let file = parts.next()?;
-            Some(Location::new(file, row, col))
-        });
-        let message = match location {
-            Some(_) => text
-                .lines()
-                .rev()
-                .find_map(|l| l.strip_prefix("error: "))
-                .map(str::to_string)
-                .unwrap_or_else(|| text.trim().to_string()),
-            None => text.trim().to_string(),
-        };
-        PolicyError { message, location }
+        if let Some(error) = excerpted(&text)
+            .or_else(|| one_line(&text))
+            .or_else(|| past_the_end(&text))
+        {
+            return error;
+        }
+        PolicyError {
+            message: text.trim().to_string(),
+            location: None,
+        }
     }
+
+    /// [`PolicyError::from_regorus`] for an error raised while reading the
+    /// file `file`: where regorus gives no position (some of its parser's
+    /// errors have none), the error still names the file (row 0: the file
+    /// alone, as [`Location`] says).
+    pub fn from_regorus_in(err: &anyhow::Error, file: &str) -> PolicyError {
+        let mut error = PolicyError::from_regorus(err);
+        if error.location.is_none() {
+            error.location = Some(Location::new(file, 0, 0));
+        }
+        error
+    }
+}
+
+/// `file:row:col` with numbers for both, split from the right (a file
+/// name may hold colons).
+fn file_row_col(text: &str) -> Option<Location> {
+    let mut parts = text.rsplitn(3, ':');
+    let col = parts.next()?.trim().parse::<usize>().ok()?;
+    let row = parts.next()?.trim().parse::<usize>().ok()?;
+    let file = parts.next().filter(|f| !f.is_empty())?;
+    Some(Location::new(file, row, col))
+}
+
+/// The excerpt form: a `--> file:row:col` line, the message on the last
+/// `error: ` line.
+fn excerpted(text: &str) -> Option<PolicyError> {
+    let location = text
+        .lines()
+        .find_map(|line| file_row_col(line.trim_start().strip_prefix("--> ")?))?;
+    let message = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("error: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| text.trim().to_string());
+    Some(PolicyError {
+        message,
+        location: Some(location),
+    })
+}
+
+/// The one-line form, `file:row:col error: message`.
+fn one_line(text: &str) -> Option<PolicyError> {
+    let (place, message) = text.trim_start().split_once(" error: ")?;
+    Some(PolicyError {
+        location: Some(file_row_col(place)?),
+        message: message.trim().to_string(),
+    })
+}
+
+/// `file: invalid line N specified`: regorus had an error to report at
+/// line N, past the file's last line (the source ends where more was
+/// expected), and reports only that.
+fn past_the_end(text: &str) -> Option<PolicyError> {
+    let (file, rest) = text.trim().rsplit_once(": invalid line ")?;
+    let row = rest.strip_suffix(" specified")?.parse::<usize>().ok()?;
+    Some(PolicyError {
+        message: "unexpected end of file".to_string(),
+        location: Some(Location::new(file, row, 0)),
+    })
 }
 
 /// Why a set of bundles could not be turned into a prepared engine.
@@ -152,6 +207,41 @@ mod tests {
             Some(Location::new("policies/a.rego", 3, 7))
         );
         assert_eq!(parsed.message, "var x is unsafe");
+    }
+
+    #[test]
+    fn parses_regorus_one_line_error() {
+        let err = anyhow::anyhow!(
+            "policies/a.rego:41:10 error: encountered `x.y` while expecting identifier"
+        );
+        let parsed = PolicyError::from_regorus(&err);
+        assert_eq!(
+            parsed.location,
+            Some(Location::new("policies/a.rego", 41, 10))
+        );
+        assert_eq!(
+            parsed.message,
+            "encountered `x.y` while expecting identifier"
+        );
+    }
+
+    #[test]
+    fn places_an_error_past_the_last_line_there() {
+        let err = anyhow::anyhow!("bundle/a.rego: invalid line 9 specified");
+        let parsed = PolicyError::from_regorus(&err);
+        assert_eq!(parsed.location, Some(Location::new("bundle/a.rego", 9, 0)));
+        assert_eq!(parsed.message, "unexpected end of file");
+    }
+
+    #[test]
+    fn an_unplaced_error_in_a_file_names_the_file() {
+        let err = anyhow::anyhow!("encountered , when expecting }}");
+        let parsed = PolicyError::from_regorus_in(&err, "bundle/a.rego");
+        assert_eq!(parsed.location, Some(Location::new("bundle/a.rego", 0, 0)));
+        assert_eq!(
+            parsed.to_string(),
+            "bundle/a.rego: encountered , when expecting }"
+        );
     }
 
     #[test]

@@ -405,7 +405,8 @@ fn compile_template(
             .as_ref()
             .and_then(|at| blocks.iter().find(|(id, _)| *id == at.file));
         match (block, &error.location) {
-            (Some((_, source)), Some(at)) => PolicyError {
+            // Row 0 names the block alone: the document is as precise.
+            (Some((_, source)), Some(at)) if at.row > 0 => PolicyError {
                 message: error.message.clone(),
                 location: Some(doc.locate_embedded(source, at.row, at.col)),
             },
