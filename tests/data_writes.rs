@@ -341,6 +341,27 @@ async fn policies_can_be_pushed_replaced_and_deleted_but_not_bundle_modules() {
         json!(8)
     );
 
+    // Collections nested deeper than regorus parses in reasonable time:
+    // refused at once, at the collection that crosses the limit.
+    let deep = format!(
+        "package live_extra\n\nimport rego.v1\n\ndouble := {}1{}\n",
+        "[".repeat(40),
+        "]".repeat(40)
+    );
+    let (status, body) = put_policy("live/extra.rego", &deep).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["errors"][0]["code"],
+        json!("rego_parse_error"),
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["location"]["row"], json!(5), "{body}");
+    assert_eq!(body["errors"][0]["location"]["col"], json!(27), "{body}");
+    assert_eq!(
+        server.get("/v1/data/live_extra/double").await.1["result"],
+        json!(8)
+    );
+
     // Packages under a bundle's root, and the bundle's own modules, are refused.
     let (status, body) =
         put_policy("live/evil.rego", "package provisioning.evil\n\nx := 1\n").await;

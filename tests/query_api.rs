@@ -47,6 +47,19 @@ async fn bad_queries_are_400_with_the_position() {
     assert_eq!(body["code"], json!("invalid_parameter"));
     assert_eq!(body["errors"][0]["code"], json!("rego_parse_error"));
     assert_eq!(body["errors"][0]["location"]["row"], json!(1));
+    // Nesting regorus would take minutes to parse: refused at once, at
+    // the collection that crosses the limit.
+    let deep = format!("x := {}1{}", "[".repeat(40), "]".repeat(40));
+    let (status, body) = server
+        .post("/v1/query", json!({ "query": deep }).to_string())
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["code"], json!("rego_parse_error"));
+    assert_eq!(body["errors"][0]["location"]["col"], json!(22), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("nest 17 deep"),
+        "{body}"
+    );
     let (status, body) = server.get("/v1/query").await;
     assert_eq!(status, 400);
     assert!(body["message"].as_str().unwrap().contains("q"), "{body}");

@@ -151,15 +151,18 @@ pub async fn root() -> ApiError {
 /// The package path a module declares, or its parse error (400 with the
 /// position).
 fn package_of(id: &str, source: &str) -> Result<Vec<String>, ApiError> {
+    let unparsable = |detail: crate::engine::PolicyError| {
+        ApiError::invalid(format!("the policy does not parse: {}", detail.message)).with_detail(
+            "rego_parse_error",
+            detail.message.clone(),
+            detail.location,
+        )
+    };
+    crate::engine::nesting::check(source, id).map_err(unparsable)?;
     let mut engine = regorus::Engine::new();
-    let package =
-        engine
-            .add_policy(id.to_string(), source.to_string())
-            .map_err(|err| {
-                let detail = crate::engine::PolicyError::from_regorus(&err);
-                ApiError::invalid(format!("the policy does not parse: {}", detail.message))
-                    .with_detail("rego_parse_error", detail.message.clone(), detail.location)
-            })?;
+    let package = engine
+        .add_policy(id.to_string(), source.to_string())
+        .map_err(|err| unparsable(crate::engine::PolicyError::from_regorus_in(&err, id)))?;
     Ok(DataPath::from_dotted(&package).segments().to_vec())
 }
 

@@ -13,6 +13,7 @@ mod error;
 pub mod every_index;
 mod expr_walk;
 pub mod input;
+pub mod nesting;
 mod path;
 pub mod query_vars;
 pub mod reads;
@@ -176,6 +177,10 @@ impl PolicySet {
         for bundle in bundles {
             let roots = bundle.roots();
             for file in &bundle.policies {
+                if let Err(err) = nesting::check(&file.source, &file.id) {
+                    errors.push(err);
+                    continue;
+                }
                 engine.set_rego_v0(file.rego_version == RegoVersion::V0);
                 match engine.add_policy(file.id.clone(), file.source.clone()) {
                     Ok(package) => {
@@ -187,7 +192,7 @@ impl PolicySet {
                             bundle: bundle.name.clone(),
                         });
                     }
-                    Err(err) => errors.push(PolicyError::from_regorus(&err)),
+                    Err(err) => errors.push(PolicyError::from_regorus_in(&err, &file.id)),
                 }
             }
         }
@@ -423,6 +428,7 @@ impl PolicySet {
         query: &str,
         input: Option<Value>,
     ) -> Result<regorus::QueryResults, EvalError> {
+        nesting::check(query, "<query>").map_err(EvalError::Failed)?;
         let mut engine = self.template.clone();
         if let Some(input) = input {
             engine.set_input(input);
@@ -600,6 +606,32 @@ pub(crate) mod tests {
         let b = errors[1].location.as_ref().unwrap();
         assert_eq!((b.file.as_str(), b.row), ("test/b.rego", 3));
         assert!(b.col > 1);
+    }
+
+    /// Nesting regorus would take minutes to parse is refused before it
+    /// parses, in place; an error regorus's parser gives without a
+    /// position (`some f()`) still names its file.
+    #[test]
+    fn deep_nesting_and_unplaced_parse_errors_name_their_file() {
+        let deep = format!("package d\n\nx := {}1{}\n", "[".repeat(30), "]".repeat(30));
+        let err = PolicySet::compile(
+            &[bundle_with(
+                &[
+                    ("d.rego", deep.as_str()),
+                    ("s.rego", "package s\nsome e()\n"),
+                ],
+                serde_json::json!({}),
+            )],
+            EngineOptions::default(),
+        )
+        .unwrap_err();
+        let errors = err.errors();
+        assert_eq!(errors.len(), 2, "{err}");
+        let d = errors[0].location.as_ref().unwrap();
+        assert_eq!((d.file.as_str(), d.row, d.col), ("test/d.rego", 3, 22));
+        assert!(errors[0].message.contains("nest 17 deep"), "{err}");
+        let s = errors[1].location.as_ref().unwrap();
+        assert_eq!(s.file, "test/s.rego", "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::PolicyError;
 
 /// Parse `query` and list the variables it binds.
 pub fn query_variables(query: &str) -> Result<Vec<String>, PolicyError> {
+    super::nesting::check(query, "<query>")?;
     let source = regorus::Source::from_contents("<query>".to_string(), query.to_string())
         .map_err(|err| PolicyError::from_regorus(&err))?;
     let mut parser = Parser::new(&source).map_err(|err| PolicyError::from_regorus(&err))?;
