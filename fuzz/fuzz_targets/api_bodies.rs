@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::config::Limits;
-use portcullis::engine::input::read_input_field;
+use portcullis::engine::input::read_input_member;
 use portcullis::engine::reads::{InputReads, ReadTree};
 use portcullis::engine::Value;
 
 fuzz_target!(|data: &[u8]| {
     let _ = portcullis::api::body::check_depth(data, 64);
     let whole = ReadTree::new(&InputReads::Whole);
-    let _ = read_input_field(data, &whole);
+    let _ = read_input_member(data, &whole);
     let some = ReadTree::new(&InputReads::Paths(
         [
             vec!["team".to_string()],
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         .into_iter()
         .collect(),
     ));
-    let _ = read_input_field(data, &some);
+    let _ = read_input_member(data, &some);
     let _ = portcullis::api::body::parse_json::<Value>(data, &Limits::default(), "input");
     let _ = serde_json::from_slice::<BTreeMap<String, Value>>(data);
 });
