@@ -24,7 +24,7 @@ use super::PolicyError;
 
 /// How many collections may each open the first element of the one around
 /// it. The parser reads the innermost first element 2^N times: at N = 16
-/// one such literal takes 40–85 ms to parse in a release build, at N = 20
+/// one such literal takes 38–85 ms to parse in a release build, at N = 20
 /// 0.6–1.4 s, at N = 22 2.5–5.5 s (BENCHMARKS.md).
 pub const MAX_FIRST_ELEMENT_NESTING: usize = 16;
 
