@@ -49,6 +49,9 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Data pushed through the Data API (PUT/PATCH/DELETE /v1/data).
     pub data_writes: DataWritesConfig,
+    /// How large a bundle (local or remote, uncompressed) and each of its
+    /// files may be; a larger one is refused before it is read.
+    pub bundle_limits: crate::bundle::SizeLimits,
 }
 
 /// Data writes through the Data API.
@@ -498,6 +501,7 @@ impl Default for Config {
             decision_logs: DecisionLogConfig::default(),
             auth: AuthConfig::default(),
             data_writes: DataWritesConfig::default(),
+            bundle_limits: crate::bundle::SizeLimits::default(),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
-use crate::bundle::{self, Bundle, BundleError, Verifier};
+use crate::bundle::{self, Bundle, BundleError, SizeLimits, Verifier};
 use crate::engine::{
     CompileError, DataPath, EngineOptions, EvalError, PolicyError, PolicySet, Value,
 };
@@ -190,6 +190,8 @@ pub struct LoadOptions {
     pub verifier: Option<Arc<Verifier>>,
     /// Run the bundles' own `test_*` rules before activating them.
     pub self_test: bool,
+    /// How large a bundle and each of its files may be.
+    pub limits: SizeLimits,
 }
 
 impl LoadOptions {
@@ -199,6 +201,7 @@ impl LoadOptions {
             tests: Tests::Include,
             verifier: None,
             self_test: false,
+            limits: SizeLimits::default(),
         }
     }
 
@@ -208,6 +211,7 @@ impl LoadOptions {
             tests: Tests::Exclude,
             verifier,
             self_test: false,
+            limits: SizeLimits::default(),
         }
     }
 }
@@ -249,7 +253,7 @@ fn build_with_pushed(
     // copy, and no JSON tree of a data file is ever built.
     let mut bundles = dirs
         .iter()
-        .map(|dir| bundle::load_sharing(dir, load.verifier.as_deref(), previous))
+        .map(|dir| bundle::load_sharing(dir, load.verifier.as_deref(), previous, load.limits))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(pushed) = pushed {
         let pushed = pushed
@@ -373,7 +377,13 @@ impl DecisionPoint {
         self
     }
 
-    /// Run each new revision's own Rego unit tests before activating it.
+    /// Read bundles within `limits`.
+    pub fn with_size_limits(mut self, limits: SizeLimits) -> DecisionPoint {
+        self.load.limits = limits;
+        self
+    }
+
+    /// Run each new revision's own `test_*` rules before activating it.
     pub fn with_self_test(mut self, self_test: bool) -> DecisionPoint {
         self.load.self_test = self_test;
         self

@@ -127,13 +127,20 @@ impl Server {
             .remote_bundles
             .iter()
             .map(|remote| {
-                RemoteSource::new(remote, &config.persist_dir, verifier.clone()).map(Arc::new)
+                RemoteSource::new(
+                    remote,
+                    &config.persist_dir,
+                    verifier.clone(),
+                    config.bundle_limits,
+                )
+                .map(Arc::new)
             })
             .collect::<Result<Vec<_>, _>>()?;
         for remote in &remotes {
             remote.prepare().await?;
         }
         let self_test = config.self_test;
+        let bundle_limits = config.bundle_limits;
         let mut bundles = config.bundles.clone();
         bundles.extend(remotes.iter().map(|r| r.path().to_path_buf()));
         let metrics = Arc::new(Metrics::new());
@@ -143,6 +150,7 @@ impl Server {
             let pdp = DecisionPoint::new(bundles, options)
                 .with_verifier(verifier)
                 .with_self_test(self_test)
+                .with_size_limits(bundle_limits)
                 .with_metrics(pdp_metrics)
                 .with_persisted_pushes(persist)
                 .map_err(ServerError::Pushed)?;

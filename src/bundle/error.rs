@@ -25,6 +25,14 @@ pub enum BundleError {
         /// What is wrong with it.
         message: String,
     },
+    /// A file or the whole bundle is larger than the configured limits.
+    #[error("{path}: {message}")]
+    TooLarge {
+        /// The file, or the archive.
+        path: PathBuf,
+        /// Which limit, and the size.
+        message: String,
+    },
     /// The bundle's signature does not verify.
     #[error("{bundle}: {source}")]
     Signature {
@@ -100,6 +108,7 @@ impl BundleError {
             BundleError::Io { path, .. }
             | BundleError::NotADirectory { path }
             | BundleError::Archive { path, .. }
+            | BundleError::TooLarge { path, .. }
             | BundleError::Signature { bundle: path, .. }
             | BundleError::OutsideRoots { file: path, .. }
             | BundleError::DataConflict { file: path, .. } => {

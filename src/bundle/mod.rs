@@ -15,6 +15,7 @@
 
 mod data;
 mod error;
+mod limits;
 mod manifest;
 mod roots;
 pub mod signing;
@@ -26,6 +27,7 @@ use crate::engine::Value;
 
 pub use data::merge_at;
 pub use error::BundleError;
+pub use limits::SizeLimits;
 pub use manifest::{Manifest, RegoVersion};
 pub use roots::{check_disjoint_roots, within_roots, Root};
 pub use signing::Verifier;
@@ -209,26 +211,30 @@ pub fn load(path: &Path) -> Result<Bundle, BundleError> {
 /// Read a bundle and, when `verifier` is given, refuse it unless its
 /// `.signatures.json` verifies every file.
 pub fn load_verified(path: &Path, verifier: Option<&Verifier>) -> Result<Bundle, BundleError> {
-    load_sharing(path, verifier, None)
+    load_sharing(path, verifier, None, SizeLimits::default())
 }
 
 /// [`load_verified`], for a reload: every part of the bundle's data equal
 /// to the part at the same place in `previous` (the serving revision's
 /// whole data document) is taken from `previous`, so unchanged data is held
 /// once while both revisions are alive.
+///
+/// No file larger than `limits` allows is read, and a bundle whose files
+/// together exceed them is refused before the rest is read.
 pub fn load_sharing(
     path: &Path,
     verifier: Option<&Verifier>,
     previous: Option<&Value>,
+    limits: SizeLimits,
 ) -> Result<Bundle, BundleError> {
     let meta = std::fs::metadata(path).map_err(|source| BundleError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     if meta.is_dir() {
-        load_dir_sharing(path, verifier, previous)
+        load_dir_sharing(path, verifier, previous, limits)
     } else {
-        tarball::load_tarball(path, verifier, previous)
+        tarball::load_tarball(path, verifier, previous, limits)
     }
 }
 
@@ -241,13 +247,14 @@ pub fn load_sharing(
 /// data files and YAML files holding Gatekeeper templates or constraints are
 /// ignored.
 pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
-    load_dir_sharing(dir, None, None)
+    load_dir_sharing(dir, None, None, SizeLimits::default())
 }
 
 fn load_dir_sharing(
     dir: &Path,
     verifier: Option<&Verifier>,
     previous: Option<&Value>,
+    limits: SizeLimits,
 ) -> Result<Bundle, BundleError> {
     let meta = std::fs::metadata(dir).map_err(|source| BundleError::Io {
         path: dir.to_path_buf(),
@@ -259,6 +266,7 @@ fn load_dir_sharing(
         });
     }
     let mut files = Vec::new();
+    let mut budget = limits::Budget::new(limits);
     let walker = walkdir::WalkDir::new(dir)
         .follow_links(true)
         .sort_by_file_name()
@@ -276,10 +284,15 @@ fn load_dir_sharing(
             continue;
         }
         let path = relative_path(dir, entry.path());
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        budget.take(size).map_err(|over| BundleError::TooLarge {
+            path: entry.path().to_path_buf(),
+            message: over.to_string(),
+        })?;
         files.push(if verifier.is_none() && file_name == "data.json" {
             RawFile::unread(path, UnreadData::File(entry.path().to_path_buf()))
         } else {
-            RawFile::read(path, read_text(entry.path())?)
+            RawFile::read(path, read_text(entry.path(), budget.read_cap())?)
         });
     }
     assemble(bundle_name(dir), dir, files, verifier, previous)
@@ -326,6 +339,13 @@ pub(crate) fn assemble(
         !is_yaml(file_name) || DATA_FILES.contains(&file_name) || holds_gatekeeper_objects(&f.text)
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    // What is verified must be what is loaded: one file per path.
+    if let Some(pair) = files.windows(2).find(|pair| pair[0].path == pair[1].path) {
+        return Err(BundleError::Archive {
+            path: location.to_path_buf(),
+            message: format!("file {:?} appears more than once", pair[0].path),
+        });
+    }
     if let Some(verifier) = verifier {
         let contents = files
             .iter()
@@ -413,11 +433,18 @@ fn relative_path(base: &Path, path: &Path) -> String {
         .join("/")
 }
 
-fn read_text(path: &Path) -> Result<String, BundleError> {
-    std::fs::read_to_string(path).map_err(|source| BundleError::Io {
+/// A file's text, reading at most `cap` bytes (a file that grew since its
+/// size was taken is cut there and then fails as over-long or malformed).
+fn read_text(path: &Path, cap: u64) -> Result<String, BundleError> {
+    use std::io::Read;
+    let io_error = |source| BundleError::Io {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let mut text = String::new();
+    file.take(cap).read_to_string(&mut text).map_err(io_error)?;
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -442,7 +469,9 @@ mod tests {
         );
         write(tmp.path(), "classes/data.yaml", "- dev\n- prod\n");
         let serving = load_dir(tmp.path()).unwrap().data;
-        let again = load_sharing(tmp.path(), None, Some(&serving)).unwrap().data;
+        let again = load_sharing(tmp.path(), None, Some(&serving), SizeLimits::default())
+            .unwrap()
+            .data;
         assert_eq!(again, serving);
         assert!(reused(&again["teams"], &serving["teams"]));
         assert!(reused(&again["classes"], &serving["classes"]));
@@ -451,7 +480,9 @@ mod tests {
             "teams/data.json",
             r#"{"a": {"cpu": 4}, "b": {"cpu": 16}}"#,
         );
-        let changed = load_sharing(tmp.path(), None, Some(&serving)).unwrap().data;
+        let changed = load_sharing(tmp.path(), None, Some(&serving), SizeLimits::default())
+            .unwrap()
+            .data;
         assert_eq!(changed["teams"]["b"]["cpu"], Value::from(16));
         assert!(!reused(&changed["teams"], &serving["teams"]));
         assert!(reused(&changed["teams"]["a"], &serving["teams"]["a"]));

@@ -3,27 +3,33 @@
 //! files at their paths. Reading is bounded in size; writing produces a
 //! bundle OPA itself loads.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
 
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
+use super::limits::{Budget, SizeLimits};
 use super::signing::{self, KeyConfig, SIGNATURES_FILE};
 use super::{
     assemble, data, data_dir, is_bundle_file, Bundle, BundleError, RawFile, UnreadData, Verifier,
 };
 use crate::engine::Value;
 
-/// The largest uncompressed bundle read, in bytes (all members together).
-pub const MAX_UNCOMPRESSED_BYTES: u64 = 1 << 30;
-
 /// Read a bundle from a `.tar.gz` file, sharing data with `previous`
 /// ([`super::load_sharing`]).
+///
+/// Every member counts against `limits` by its declared size before any of
+/// it is read, and by what was read after. Two members of one path (after
+/// normalization: `/a.rego`, `a.rego` and `./a.rego` are one path) refuse
+/// the archive: a signature check and the loader must never be able to
+/// take different copies of a file.
 pub fn load_tarball(
     path: &Path,
     verifier: Option<&Verifier>,
     previous: Option<&Value>,
+    limits: SizeLimits,
 ) -> Result<Bundle, BundleError> {
     let file = std::fs::File::open(path).map_err(|source| BundleError::Io {
         path: path.to_path_buf(),
@@ -38,50 +44,71 @@ pub fn load_tarball(
         .entries()
         .map_err(|err| archive_error(format!("not a gzip-compressed tar archive: {err}")))?;
     let mut files = Vec::new();
-    let mut budget = MAX_UNCOMPRESSED_BYTES;
+    let mut seen = HashSet::new();
+    let mut budget = Budget::new(limits);
     for entry in entries {
         let entry = entry.map_err(|err| archive_error(format!("corrupt archive: {err}")))?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
         let raw_path = entry
             .path()
             .map_err(|err| archive_error(format!("bad member name: {err}")))?
             .to_string_lossy()
             .into_owned();
+        let declared = entry.header().size().unwrap_or(u64::MAX);
+        budget
+            .take(declared)
+            .map_err(|over| BundleError::TooLarge {
+                path: path.to_path_buf(),
+                message: format!("member {raw_path}: {over}"),
+            })?;
+        let entry_type = entry.header().entry_type();
+        if entry_type.is_dir() {
+            continue;
+        }
         let member = normalize_member(&raw_path)
             .ok_or_else(|| archive_error(format!("member {raw_path:?} leaves the bundle")))?;
+        if !seen.insert(member.clone()) {
+            return Err(archive_error(format!(
+                "member {member:?} appears more than once; an archive with two members of one path is refused"
+            )));
+        }
+        if !entry_type.is_file() {
+            continue;
+        }
         let file_name = member.rsplit('/').next().unwrap_or(&member).to_string();
         if !is_bundle_file(&file_name) {
             continue;
         }
-        let too_large = || {
-            archive_error(format!(
-                "uncompressed bundle is larger than {MAX_UNCOMPRESSED_BYTES} bytes"
-            ))
-        };
+        // The declared size was taken from the budget already; read at most
+        // that much (a member never holds more than its header says).
+        let cap = declared.saturating_add(1);
         if verifier.is_none() && file_name == "data.json" {
             // No signature to check against its bytes: parse the member as
             // it comes out of the archive, never holding its text whole.
             let shown = path.join(&member);
             let previous = previous.map(|serving| data::value_at(serving, &data_dir(&member)));
             let mut counted = Counted {
-                inner: entry.take(budget + 1),
+                inner: entry.take(cap),
                 read: 0,
             };
             let parsed = data::parse_json_reader(&mut counted, &shown, previous);
-            // An over-long member is cut short by `take`: that it is too
-            // large is the error, not the parse failure it causes.
-            budget = budget.checked_sub(counted.read).ok_or_else(too_large)?;
+            if counted.read > declared {
+                return Err(archive_error(format!(
+                    "{member}: longer than its header says"
+                )));
+            }
             files.push(RawFile::unread(member, UnreadData::Parsed(parsed?)));
             continue;
         }
         let mut text = String::new();
         let read = entry
-            .take(budget + 1)
+            .take(cap)
             .read_to_string(&mut text)
             .map_err(|err| archive_error(format!("{member}: {err}")))?;
-        budget = budget.checked_sub(read as u64).ok_or_else(too_large)?;
+        if read as u64 > declared {
+            return Err(archive_error(format!(
+                "{member}: longer than its header says"
+            )));
+        }
         files.push(RawFile::read(member, text));
     }
     assemble(tarball_name(path), path, files, verifier, previous)
@@ -275,7 +302,7 @@ mod tests {
             &out,
             &[("/.manifest", manifest), ("/teams/data.json", &members(16))],
         );
-        let next = bundle::load_sharing(&out, None, Some(&serving))
+        let next = bundle::load_sharing(&out, None, Some(&serving), SizeLimits::default())
             .unwrap()
             .data;
         assert_eq!(next["teams"]["b"]["cpu"], Value::from(16));
@@ -296,6 +323,43 @@ mod tests {
             "{location:?}"
         );
         assert!(location.row >= 2, "{location:?}");
+    }
+
+    #[test]
+    fn a_member_declared_larger_than_the_limit_is_refused_unread() {
+        // A header that claims 1 GiB with no data behind it: the limit is
+        // checked against the header before anything is read, so the
+        // missing bytes are never asked for.
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("claims.tar.gz");
+        let file = std::fs::File::create(&out).unwrap();
+        let mut encoder = GzEncoder::new(file, flate2::Compression::fast());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1 << 30);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_path("data.json").unwrap();
+        header.set_cksum();
+        std::io::Write::write_all(&mut encoder, header.as_bytes()).unwrap();
+        encoder.finish().unwrap();
+        let err = bundle::load(&out).unwrap_err();
+        assert!(matches!(err, BundleError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("max_file_bytes"), "{err}");
+    }
+
+    #[test]
+    fn two_members_of_one_path_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("twice.tar.gz");
+        archive(
+            &out,
+            &[
+                ("/a/x.rego", "package a\nx := 1\n"),
+                ("a/x.rego", "package a\nx := 2\n"),
+            ],
+        );
+        let err = bundle::load(&out).unwrap_err();
+        assert!(err.to_string().contains("more than once"), "{err}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::SourceError;
 use crate::backoff::{after_failures, between};
-use crate::bundle::{self, Verifier};
+use crate::bundle::{self, SizeLimits, Verifier};
 use crate::config::RemoteBundleConfig;
 use crate::pdp::DecisionPoint;
 
@@ -44,6 +44,7 @@ pub struct RemoteStatus {
 pub struct RemoteSource {
     config: RemoteBundleConfig,
     verifier: Option<Arc<Verifier>>,
+    limits: SizeLimits,
     path: PathBuf,
     client: reqwest::Client,
     token: Option<String>,
@@ -68,6 +69,7 @@ impl RemoteSource {
         config: &RemoteBundleConfig,
         persist_dir: &Path,
         verifier: Option<Arc<Verifier>>,
+        limits: SizeLimits,
     ) -> Result<RemoteSource, SourceError> {
         let token = match &config.bearer_token_file {
             Some(file) => Some(
@@ -101,6 +103,7 @@ impl RemoteSource {
             }),
             config: config.clone(),
             verifier,
+            limits,
             client,
             token,
         })
@@ -167,7 +170,7 @@ impl RemoteSource {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request
+        let mut response = request
             .send()
             .await
             .map_err(|err| format!("download failed: {err}"))?;
@@ -179,14 +182,28 @@ impl RemoteSource {
                     .get(reqwest::header::ETAG)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                let bytes = response
-                    .bytes()
+                // The archive is compressed: it may not be larger than
+                // the bundle it holds may be (plus gzip's and tar's framing).
+                let cap = self.limits.max_bundle_bytes.saturating_add(1 << 20);
+                if response.content_length().is_some_and(|len| len > cap) {
+                    return Err(format!(
+                        "bundle is larger than {cap} bytes (max_bundle_bytes)"
+                    ));
+                }
+                let mut bytes = Vec::new();
+                while let Some(chunk) = response
+                    .chunk()
                     .await
-                    .map_err(|err| format!("download failed: {err}"))?;
-                Ok(Fetch::Body {
-                    bytes: bytes.to_vec(),
-                    etag,
-                })
+                    .map_err(|err| format!("download failed: {err}"))?
+                {
+                    if (bytes.len() + chunk.len()) as u64 > cap {
+                        return Err(format!(
+                            "bundle is larger than {cap} bytes (max_bundle_bytes)"
+                        ));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(Fetch::Body { bytes, etag })
             }
             status => Err(format!("bundle server answered {status}")),
         }
@@ -198,7 +215,8 @@ impl RemoteSource {
         let staged = self.path.with_extension("download.tar.gz");
         std::fs::write(&staged, bytes)
             .map_err(|err| format!("cannot write {}: {err}", staged.display()))?;
-        if let Err(err) = bundle::load_verified(&staged, self.verifier.as_deref()) {
+        if let Err(err) = bundle::load_sharing(&staged, self.verifier.as_deref(), None, self.limits)
+        {
             let _ = std::fs::remove_file(&staged);
             return Err(format!("downloaded bundle is invalid: {err}"));
         }

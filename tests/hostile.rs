@@ -1,0 +1,182 @@
+//! Attacks on the gate, each reproduced against the real server (or the
+//! loader it uses) and answered safely: the regression suite of the
+//! hardening issue. RELIABILITY.md has a row per attack naming its test.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::TestServer;
+use flate2::write::GzEncoder;
+use portcullis::bundle::signing::{self, KeyConfig, VerificationSettings};
+use serde_json::json;
+
+fn rsa_key(file: &str) -> KeyConfig {
+    KeyConfig {
+        id: "platform".into(),
+        algorithm: "RS256".into(),
+        key: None,
+        key_file: Some(common::repo("tests/fixtures/keys").join(file)),
+    }
+}
+
+fn verification() -> VerificationSettings {
+    VerificationSettings {
+        keys: vec![rsa_key("rsa_public.pem")],
+        keyid: None,
+        scope: None,
+    }
+}
+
+/// Write a `.tar.gz` holding `members` in this order, names as given (OPA
+/// writes them with a leading `/`).
+fn write_archive(out: &Path, members: &[(String, Vec<u8>)]) {
+    let file = std::fs::File::create(out).unwrap();
+    let mut builder = tar::Builder::new(GzEncoder::new(file, flate2::Compression::fast()));
+    for (name, bytes) in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_cksum();
+        builder.append(&header, bytes.as_slice()).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap();
+}
+
+/// The members of a bundle signed with the test key: a policy and data
+/// under root `sb`.
+fn signed_members() -> Vec<(String, Vec<u8>)> {
+    let mut files = BTreeMap::new();
+    files.insert(
+        ".manifest".to_string(),
+        br#"{"revision": "signed-1", "roots": ["sb"]}"#.to_vec(),
+    );
+    files.insert(
+        "sb/policy.rego".to_string(),
+        b"package sb\n\nallow := false\n".to_vec(),
+    );
+    files.insert(
+        "data.json".to_string(),
+        br#"{"sb": {"who": "signed"}}"#.to_vec(),
+    );
+    let signatures = signing::sign(&files, &rsa_key("rsa_private.pem")).unwrap();
+    files.insert(signing::SIGNATURES_FILE.to_string(), signatures);
+    files
+        .into_iter()
+        .map(|(name, bytes)| (format!("/{name}"), bytes))
+        .collect()
+}
+
+/// The attacker's members: an unsigned policy and data at the signed
+/// paths.
+fn forged_members() -> Vec<(String, Vec<u8>)> {
+    vec![
+        (
+            "/sb/policy.rego".to_string(),
+            b"package sb\n\nallow := true\n".to_vec(),
+        ),
+        (
+            "/data.json".to_string(),
+            br#"{"sb": {"who": "attacker"}}"#.to_vec(),
+        ),
+    ]
+}
+
+async fn start_verified(bundle: PathBuf) -> Result<TestServer, String> {
+    TestServer::try_start_with(move |c| {
+        c.bundles = vec![bundle];
+        c.verification = Some(verification());
+    })
+    .await
+    .map_err(|err| err.to_string())
+}
+
+#[tokio::test]
+async fn duplicate_members_before_signed_ones_do_not_pass_verification() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The signed archive alone serves what was signed.
+    let signed = tmp.path().join("signed.tar.gz");
+    write_archive(&signed, &signed_members());
+    let server = start_verified(signed).await.unwrap();
+    assert_eq!(
+        server.post("/v1/data/sb/allow", "{}").await.1["result"],
+        json!(false)
+    );
+    server.stop().await;
+
+    // Unsigned copies placed before the signed members (and after them, and
+    // under another spelling of the same path): refused, naming the member.
+    let placements: [(&str, Vec<(String, Vec<u8>)>); 3] = [
+        ("before", [forged_members(), signed_members()].concat()),
+        ("after", [signed_members(), forged_members()].concat()),
+        (
+            "respelt",
+            [
+                signed_members(),
+                vec![(
+                    "./sb/policy.rego".to_string(),
+                    b"package sb\n\nallow := true\n".to_vec(),
+                )],
+            ]
+            .concat(),
+        ),
+    ];
+    for (name, members) in placements {
+        let forged = tmp.path().join(format!("{name}.tar.gz"));
+        write_archive(&forged, &members);
+        let err = start_verified(forged.clone())
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{name}: a bundle with duplicate members was activated"));
+        assert!(err.contains("more than once"), "{name}: {err}");
+        // Unsigned serving refuses it too: duplicates are never loaded.
+        let err = portcullis::bundle::load(&forged).unwrap_err().to_string();
+        assert!(err.contains("more than once"), "{name}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_decompression_bomb_is_refused_before_it_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bomb = tmp.path().join("bomb.tar.gz");
+    // 8 MiB of zeros compress to a few KiB.
+    let zeros = vec![b'0'; 8 << 20];
+    write_archive(
+        &bomb,
+        &[
+            ("/.manifest".to_string(), br#"{"roots": ["z"]}"#.to_vec()),
+            ("/z/data.json".to_string(), zeros),
+        ],
+    );
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 64 << 10);
+    let limits = portcullis::bundle::SizeLimits {
+        max_bundle_bytes: 4 << 20,
+        max_file_bytes: 1 << 20,
+    };
+    let err = TestServer::try_start_with(move |c| {
+        c.bundles = vec![bomb];
+        c.bundle_limits = limits;
+    })
+    .await
+    .err()
+    .expect("the bomb is refused")
+    .to_string();
+    assert!(err.contains("max_file_bytes"), "{err}");
+
+    // A directory bundle is held to the same limits.
+    let dir = tmp.path().join("dir");
+    std::fs::create_dir_all(dir.join("z")).unwrap();
+    std::fs::write(dir.join("z/data.json"), vec![b' '; 2 << 20]).unwrap();
+    let err = TestServer::try_start_with(move |c| {
+        c.bundles = vec![dir];
+        c.bundle_limits = limits;
+    })
+    .await
+    .err()
+    .expect("the large file is refused")
+    .to_string();
+    assert!(err.contains("max_file_bytes"), "{err}");
+}
