@@ -180,3 +180,71 @@ async fn a_decompression_bomb_is_refused_before_it_is_read() {
     .to_string();
     assert!(err.contains("max_file_bytes"), "{err}");
 }
+
+#[tokio::test]
+async fn recursive_policies_are_refused_and_the_process_survives() {
+    let server = TestServer::start_with(|c| c.data_writes.enabled = true).await;
+    let recursive = [
+        ("self", "package t.rec\nf(x) := f(x)\ny := f(1)\n", "data.t.rec.f -> data.t.rec.f"),
+        (
+            "mutual",
+            "package t.mutual\nf(x) := g(x)\ng(x) := f(x)\ny := f(1)\n",
+            "data.t.mutual.f -> data.t.mutual.g -> data.t.mutual.f",
+        ),
+        (
+            "fact",
+            "package t.fact\nfact(n) := 1 if n <= 1\nfact(n) := n * fact(n - 1) if n > 1\ny := fact(input.n)\n",
+            "data.t.fact.fact -> data.t.fact.fact",
+        ),
+        ("rules", "package t.rules\na if b\nb if a\n", "data.t.rules.a -> data.t.rules.b"),
+    ];
+    for (id, module, cycle) in recursive {
+        let response = server
+            .client
+            .put(server.url(&format!("/v1/policies/{id}")))
+            .body(module)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{id}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        let text = body.to_string();
+        assert!(text.contains("rego_recursion_error"), "{id}: {text}");
+        assert!(text.contains(cycle), "{id}: {text}");
+        assert_eq!(
+            body["errors"][0]["location"]["row"],
+            json!(2),
+            "{id}: {text}"
+        );
+    }
+    // Nothing was activated, and the process still answers.
+    let (status, body) = server.get("/v1/data/t/rec/y").await;
+    assert_eq!((status, body.get("result")), (200, None), "{body}");
+    let (status, _) = server
+        .post("/v1/data/t/fact/y", r#"{"input": {"n": 1000000}}"#)
+        .await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+#[test]
+fn a_recursive_bundle_is_refused_by_portcullis_check_at_the_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("fact.rego"),
+        "package fact\n\nfact(n) := n * fact(n - 1)\n\ny := fact(input.n)\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("fact.rego:3:1") && stderr.contains("rego_recursion_error"),
+        "{stdout}{stderr}"
+    );
+}

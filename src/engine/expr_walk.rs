@@ -4,7 +4,9 @@
 //! visited (it names a function, not a variable). Also where an expression
 //! starts, for locations.
 
-use regorus::unstable::{Expr, Literal, Query, Span};
+use std::collections::HashSet;
+
+use regorus::unstable::{AssignOp, Expr, Literal, Query, Span};
 
 use crate::location::Location;
 
@@ -157,4 +159,51 @@ pub(super) fn visit<'a>(expr: &'a Expr, f: &mut impl FnMut(&'a Expr)) {
         // Literals and comprehensions.
         _ => {}
     }
+}
+
+/// The names a query declares as its own variables, with those of every
+/// query inside it (comprehensions, `every` bodies) added to `out`: `x :=`,
+/// `some x`, `some k, v in`, `every k, v in`. Such a name shadows a rule
+/// of the package where it is declared.
+pub(super) fn declared_in_query(query: &Query, out: &mut HashSet<String>) {
+    for stmt in &query.stmts {
+        match &stmt.literal {
+            Literal::SomeVars { vars, .. } => {
+                out.extend(vars.iter().map(|v| v.text().to_string()));
+            }
+            Literal::SomeIn { key, value, .. } => {
+                for declared in key.iter().map(|k| k.as_ref()).chain([value.as_ref()]) {
+                    variables_in(declared, out);
+                }
+            }
+            Literal::Every {
+                key, value, query, ..
+            } => {
+                out.extend(key.iter().chain([value]).map(|v| v.text().to_string()));
+                declared_in_query(query, out);
+            }
+            Literal::Expr { .. } | Literal::NotExpr { .. } => {}
+        }
+        let (exprs, _) = literal_exprs(&stmt.literal);
+        for expr in exprs {
+            declared_in_expr(expr, out);
+        }
+    }
+}
+
+/// [`declared_in_query`] for the `:=` and comprehensions inside `expr`.
+pub(super) fn declared_in_expr(expr: &Expr, out: &mut HashSet<String>) {
+    visit(expr, &mut |node| {
+        if let Expr::AssignExpr {
+            op: AssignOp::ColEq,
+            lhs,
+            ..
+        } = node
+        {
+            variables_in(lhs, out);
+        }
+        if let Some((_, query)) = comprehension_parts(node) {
+            declared_in_query(query, out);
+        }
+    });
 }

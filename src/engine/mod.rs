@@ -17,6 +17,7 @@ pub mod nesting;
 mod path;
 pub mod query_vars;
 pub mod reads;
+mod recursion;
 pub mod shared_data;
 pub mod testing;
 pub mod undefined_functions;
@@ -205,6 +206,14 @@ impl PolicySet {
         if !undefined.is_empty() {
             return Err(CompileError::Policies(undefined));
         }
+        // OPA refuses recursion when it compiles; regorus would recurse on
+        // a function until the stack overflows and the process aborts.
+        let (summaries, static_refs) = reads::summarise_with_refs(&mut engine);
+        let recursive = recursion::find(&summaries, &static_refs);
+        if !recursive.is_empty() {
+            return Err(CompileError::Policies(recursive));
+        }
+        drop(static_refs);
         for (bundle, data) in bundles.iter().zip(data) {
             engine
                 .add_data(data)
@@ -236,7 +245,6 @@ impl PolicySet {
             .filter_map(|rule| undefined_heads::find(rule))
             .collect();
         let rule_paths = collect_rule_paths(&mut engine);
-        let summaries = reads::summarise(&mut engine);
         let entry_points = rule_paths
             .keys()
             .map(|path| DataPath::from_dotted(path))

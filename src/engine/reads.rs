@@ -29,7 +29,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead};
 
-use super::expr_walk::{location_of, visit};
+use super::expr_walk::{declared_in_query, location_of, visit};
 use super::vm_gaps::{self, GapKind, VmGap};
 use crate::location::Location;
 
@@ -241,15 +241,25 @@ pub struct RuleSummary {
     /// Where regorus's VM would answer it differently from OPA
     /// ([`super::vm_gaps`]).
     pub vm_gap: Option<VmGap>,
+    /// Where the rule's head starts.
+    pub location: Location,
 }
 
 /// The static part of each reference one rule makes to a rule or to
 /// `data`, as a path below `data`, with where the reference is. Needed only
 /// while summarising, to find references to part of a rule tree.
-type StaticRefs = Vec<(Vec<String>, Location)>;
+pub(super) type StaticRefs = Vec<(Vec<String>, Location)>;
 
 /// Summarise every rule of an engine's modules.
 pub fn summarise(engine: &mut regorus::Engine) -> Vec<RuleSummary> {
+    summarise_with_refs(engine).0
+}
+
+/// [`summarise`], with each rule's static references (in the same order):
+/// what [`super::recursion`] builds its graph from.
+pub(super) fn summarise_with_refs(
+    engine: &mut regorus::Engine,
+) -> (Vec<RuleSummary>, Vec<StaticRefs>) {
     let packages = engine.get_policy_package_components().unwrap_or_default();
     let modules = engine.get_modules();
     let modules: Vec<(&Module, Vec<String>)> = modules
@@ -328,7 +338,14 @@ pub fn summarise(engine: &mut regorus::Engine) -> Vec<RuleSummary> {
             }
         }
         for rule in &module.policy {
+            let mut locals = HashSet::new();
+            if let Rule::Spec { bodies, .. } = rule.as_ref() {
+                for body in bodies {
+                    declared_in_query(&body.query, &mut locals);
+                }
+            }
             let mut walker = Walker {
+                locals,
                 aliases: &module_aliases,
                 reads: ReadSet::default(),
                 data_refs: import_refs.clone(),
@@ -360,12 +377,13 @@ pub fn summarise(engine: &mut regorus::Engine) -> Vec<RuleSummary> {
                 local_refs: walker.local_refs,
                 alias,
                 vm_gap: vm_gaps::find(rule),
+                location: location_of(head_ref_of(rule)),
             });
             static_refs.push(walker.static_refs);
         }
     }
     mark_rule_tree_prefixes(&mut out, &static_refs);
-    out
+    (out, static_refs)
 }
 
 /// Give a VM gap to each rule that refers to part of a rule tree: a strict
@@ -425,17 +443,21 @@ fn alias_definition(rule: &Rule) -> Option<(String, &Expr)> {
     .then(|| (span.text().to_string(), assign.value.as_ref()))
 }
 
-/// The static path of a rule's head (its name, then static segments).
-fn rule_name(rule: &Rule) -> Vec<String> {
-    let refr = match rule {
+/// The reference a rule's head names it by.
+fn head_ref_of(rule: &Rule) -> &Expr {
+    match rule {
         Rule::Spec { head, .. } => match head {
             RuleHead::Compr { refr, .. }
             | RuleHead::Set { refr, .. }
             | RuleHead::Func { refr, .. } => refr,
         },
         Rule::Default { refr, .. } => refr,
-    };
-    match flatten(refr) {
+    }
+}
+
+/// The static path of a rule's head (its name, then static segments).
+fn rule_name(rule: &Rule) -> Vec<String> {
+    match flatten(head_ref_of(rule)) {
         Some((root, mut path)) => {
             path.insert(0, root);
             path
@@ -559,6 +581,9 @@ fn flatten(expr: &Expr) -> Option<(String, Vec<String>)> {
 }
 
 struct Walker<'a> {
+    /// Names the rule declares as its own variables (`x :=`, `some x`, …):
+    /// they shadow the package's rules.
+    locals: HashSet<String>,
     /// The package's aliases (and the module's `import input.…`).
     aliases: &'a HashMap<String, Vec<Vec<String>>>,
     reads: ReadSet,
@@ -673,7 +698,7 @@ impl Walker<'_> {
         let mut full = match root {
             "input" => return,
             "data" => Vec::new(),
-            name if self.parameters.contains(name) => return,
+            name if self.parameters.contains(name) || self.locals.contains(name) => return,
             name => match self.data_imports.get(name) {
                 Some(imported) => imported.clone(),
                 None => {
