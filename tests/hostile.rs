@@ -248,3 +248,104 @@ fn a_recursive_bundle_is_refused_by_portcullis_check_at_the_rule() {
         "{stdout}{stderr}"
     );
 }
+
+/// Every path of `document` up to `depth` segments, as `/`-joined strings.
+fn document_paths(document: &serde_json::Value, prefix: &str, depth: usize, out: &mut Vec<String>) {
+    let Some(object) = document.as_object() else {
+        return;
+    };
+    for (key, value) in object {
+        let path = format!("{prefix}/{key}");
+        out.push(path.clone());
+        if depth > 1 {
+            document_paths(value, &path, depth - 1, out);
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_caller_reaches_only_its_granted_documents() {
+    const ORCHESTRATOR: &str = "orch-token-for-hostile-tests";
+    const BROKER: &str = "broker-token-for-hostile-tests";
+    const ADMIN: &str = "admin-token-for-hostile-tests";
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        format!(
+            "provisioning-orchestrator {ORCHESTRATOR}\nsecret-broker {BROKER}\nplatform-admin {ADMIN}\n"
+        ),
+    )
+    .unwrap();
+    let server = TestServer::start_with(move |c| {
+        c.auth.tokens_file = Some(tokens);
+        c.auth.authz_policy = Some("/system/authz/allow".into());
+        // The shipped policies and data alone (the edge fixture has a rule
+        // built to be slow); evaluating all of data at once takes longer
+        // than a decision.
+        c.bundles = vec![common::repo("policies"), common::repo("bundles")];
+        c.limits.eval_timeout_ms = 5_000;
+    })
+    .await;
+    let get = |path: String, token: &'static str| {
+        let request = server.client.get(server.url(&path)).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let whole = server
+        .client
+        .get(server.url("/v1/data"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let mut documents = Vec::new();
+    document_paths(&whole["result"], "", 4, &mut documents);
+    assert!(documents.len() > 50, "{whole}");
+    documents.push("/system/check/platform/secrets".into());
+    // What each caller may read, written out here independently of the
+    // policy: a document and what is below it.
+    let grants: [(&str, &'static str, &[&str]); 2] = [
+        (
+            "provisioning-orchestrator",
+            ORCHESTRATOR,
+            &[
+                "/provisioning/decision",
+                "/network/decision",
+                "/system/main",
+            ],
+        ),
+        ("secret-broker", BROKER, &["/secrets/access/decision"]),
+    ];
+    for (caller, token, granted) in grants {
+        for document in &documents {
+            let expected = granted
+                .iter()
+                .any(|g| document == g || document.starts_with(&format!("{g}/")));
+            for url in [
+                format!("/v1/data{document}"),
+                format!("/v0/data{document}"),
+                // The same document with its separators percent-encoded.
+                format!(
+                    "/v1/data{}",
+                    document.replacen('/', "%2F", 3).replacen("%2F", "/", 1)
+                ),
+            ] {
+                let status = get(url.clone(), token).await;
+                if expected {
+                    assert_ne!(status, 403, "{caller} refused {url}");
+                } else {
+                    assert_eq!(status, 403, "{caller} reached {url}");
+                }
+            }
+        }
+    }
+    // The admin reaches everything.
+    assert_eq!(
+        get("/v1/data/system/check/platform/secrets".into(), ADMIN).await,
+        200
+    );
+    server.stop().await;
+}

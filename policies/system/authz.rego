@@ -13,13 +13,29 @@ import rego.v1
 
 default allow := false
 
-# Documents each caller may evaluate, by the first segment under data.
-documents := {
-	"provisioning-orchestrator": {"provisioning", "network", "system"},
-	"secret-broker": {"secrets"},
+# The documents each caller may evaluate, as paths under data: the
+# document and what is below it. A grant names a decision document, never a
+# package or a prefix: a package also holds helper rules that alias data
+# (secrets.access.settings is the break-glass list), and data.system reaches
+# data.platform through system.check.
+grants := {
+	"provisioning-orchestrator": [
+		["provisioning", "decision"],
+		["network", "decision"],
+		["system", "main"],
+	],
+	"secret-broker": [["secrets", "access", "decision"]],
 }
 
 admins := {"platform-admin"}
+
+# Whether `document` (path segments under data) is, or is below, a
+# document granted to `identity`.
+granted(identity, document) if {
+	some grant in grants[identity]
+	count(document) >= count(grant)
+	array.slice(document, 0, count(grant)) == grant
+}
 
 # Admins may call everything (status, policies, every document).
 allow if input.identity in admins
@@ -29,7 +45,7 @@ allow if {
 	input.method in {"GET", "POST"}
 	input.path[0] in {"v1", "v0"}
 	input.path[1] == "data"
-	input.path[2] in documents[input.identity]
+	granted(input.identity, array.slice(input.path, 2, count(input.path)))
 }
 
 # Batch decisions.
@@ -37,12 +53,13 @@ allow if {
 	input.method == "POST"
 	input.path[0] == "v1"
 	input.path[1] == "batch"
-	input.path[3] in documents[input.identity]
+	input.path[2] == "data"
+	granted(input.identity, array.slice(input.path, 3, count(input.path)))
 }
 
-# The default decision (POST /) is the provisioning check.
+# The default decision (POST /) is system.main, the provisioning check.
 allow if {
 	input.method == "POST"
 	input.path == []
-	"provisioning" in documents[input.identity]
+	granted(input.identity, ["system", "main"])
 }

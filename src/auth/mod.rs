@@ -132,9 +132,12 @@ impl Auth {
                 "the authorization policy {policy} is not defined in the active policies"
             )));
         }
-        let path: Vec<Json> = request
-            .uri()
-            .path()
+        // Decoded before it is split, as the handlers see it (and as OPA
+        // gives it): `system%2Fcheck` is two segments, not one that no
+        // grant names.
+        let decoded =
+            percent_encoding::percent_decode_str(request.uri().path()).decode_utf8_lossy();
+        let path: Vec<Json> = decoded
             .split('/')
             .filter(|s| !s.is_empty())
             .map(|s| Json::String(s.to_string()))
