@@ -349,3 +349,96 @@ async fn every_caller_reaches_only_its_granted_documents() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn admission_metric_labels_come_from_bounded_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = common::pki::TestCa::new("hostile test CA");
+    let (cert, key) = ca.serving(None);
+    std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key).unwrap();
+    let tls = dir.path().to_path_buf();
+    let server = TestServer::start_with(move |c| {
+        c.bundles = vec![common::repo("policies"), common::repo("bundles")];
+        c.admission.enabled = true;
+        c.admission.addr = "127.0.0.1:0".into();
+        c.admission.cert_file = Some(tls.join("tls.crt"));
+        c.admission.key_file = Some(tls.join("tls.key"));
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("{}/v1/admit", server.admission_base.as_ref().unwrap());
+    for i in 0..20 {
+        // A distinct 64 KiB kind and operation per review, in a namespace
+        // that is checked and in an exempt one.
+        let kind = format!("{i:04}{}", "K".repeat(64 << 10));
+        let namespace = if i % 2 == 0 { "default" } else { "kube-system" };
+        let review = json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": format!("uid-{i}"),
+                "kind": {"group": "", "version": "v1", "kind": kind},
+                "namespace": namespace,
+                "operation": format!("OP{i}{}", "O".repeat(1024)),
+                "object": {"metadata": {"name": "x"}},
+            }
+        });
+        let response = client.post(&url).json(&review).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let pod = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "uid-pod",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "namespace": "default",
+            "operation": "CREATE",
+            "object": {"metadata": {"name": "p"}, "spec": {"containers": []}},
+        }
+    });
+    assert_eq!(
+        client.post(&url).json(&pod).send().await.unwrap().status(),
+        200
+    );
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.len() < 256 << 10,
+        "/metrics is {} bytes",
+        metrics.len()
+    );
+    assert!(!metrics.contains("KKKK") && !metrics.contains("OOOO"));
+    assert!(
+        metrics.contains(r#"portcullis_admission_reviews_total{kind="other",operation="other",outcome="fast_path"} 20"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"kind="Pod",operation="CREATE""#),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[test]
+fn an_oversized_manifest_revision_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let revision = "r".repeat(1 << 20);
+    std::fs::write(
+        tmp.path().join(".manifest"),
+        format!(r#"{{"revision": "{revision}"}}"#),
+    )
+    .unwrap();
+    let err = portcullis::bundle::load(tmp.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("at most 256"),
+        "{}",
+        &err[..err.len().min(300)]
+    );
+    assert!(err.len() < 1024, "the error does not repeat the revision");
+}

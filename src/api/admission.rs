@@ -40,6 +40,9 @@ use crate::pdp::{self, Snapshot};
 /// Kubernetes caps each warning at 120 characters.
 const MAX_WARNING_CHARS: usize = 120;
 
+/// The label of a metric whose request value is outside its bounded set.
+const OTHER_LABEL: &str = "other";
+
 /// What decides which requests are evaluated.
 #[derive(Debug)]
 pub struct AdmissionSettings {
@@ -210,6 +213,22 @@ pub async fn admit(
             false,
         )
     };
+    // Metric labels come from bounded sets: the operations Kubernetes
+    // sends and the kinds the configuration or a constraint names; any
+    // other value a caller sends is counted as "other".
+    let operation_label = match operation.as_str() {
+        known @ ("CREATE" | "UPDATE" | "DELETE" | "CONNECT") => known,
+        _ => OTHER_LABEL,
+    };
+    let kind_label = if settings.kinds.contains(&kind)
+        || snapshot
+            .as_ref()
+            .is_some_and(|s| s.gatekeeper.names_kind(&kind))
+    {
+        kind.as_str()
+    } else {
+        OTHER_LABEL
+    };
     let policies_apply = settings.kinds.contains(&kind);
     let constraints_apply = snapshot
         .as_ref()
@@ -217,7 +236,7 @@ pub async fn admit(
     if settings.exempt_namespaces.contains(&namespace) || !(policies_apply || constraints_apply) {
         state
             .metrics
-            .review(&operation, &kind, ReviewOutcome::FastPath);
+            .review(operation_label, kind_label, ReviewOutcome::FastPath);
         return Ok(answer(AdmissionResponse {
             uid,
             allowed: true,
@@ -276,7 +295,7 @@ pub async fn admit(
     } else {
         ReviewOutcome::Denied
     };
-    state.metrics.review(&operation, &kind, outcome);
+    state.metrics.review(operation_label, kind_label, outcome);
     let decision_id = new_decision_id();
     super::record_decision(&decision_id, &settings.decision, &snapshot);
     state

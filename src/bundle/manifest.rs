@@ -41,6 +41,10 @@ pub struct Manifest {
     pub wasm: Option<serde_json::Value>,
 }
 
+/// The longest revision a manifest may name, in bytes (a commit hash, a
+/// version and a date fit many times over).
+pub const MAX_REVISION_BYTES: usize = 256;
+
 impl Manifest {
     /// Parse a manifest's JSON text; errors carry the manifest's position.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest, BundleError> {
@@ -62,6 +66,17 @@ impl Manifest {
         };
         if let Some(v) = manifest.rego_version {
             check(v, "rego_version")?;
+        }
+        // The revision is exported as a metric label, shown in status and
+        // written into every decision-log event: it must stay small.
+        if manifest.revision.len() > MAX_REVISION_BYTES {
+            return Err(BundleError::Manifest {
+                location: Location::new(path.display().to_string(), 1, 1),
+                message: format!(
+                    "revision is {} bytes long; at most {MAX_REVISION_BYTES} are accepted",
+                    manifest.revision.len()
+                ),
+            });
         }
         for (file, v) in manifest.file_rego_versions.iter().flatten() {
             check(*v, file)?;

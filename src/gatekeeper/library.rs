@@ -222,6 +222,14 @@ impl Library {
             .any(|c| c.def.matcher.may_match_kind(group, kind))
     }
 
+    /// Whether some constraint names `kind` in its match (not through a
+    /// wildcard): such kinds are a bounded set, fit for metric labels.
+    pub fn names_kind(&self, kind: &str) -> bool {
+        self.constraints
+            .iter()
+            .any(|c| c.def.matcher.names_kind(kind))
+    }
+
     /// Review one AdmissionRequest against every constraint that matches it.
     /// A constraint whose evaluation fails is reported as a violation of its
     /// own, so a broken template never lets a request through unnoticed.

@@ -279,6 +279,14 @@ impl Match {
             })
     }
 
+    /// Whether a kind selector names `kind` itself (not through a wildcard
+    /// or an empty list): kinds named in the bundle form a bounded set.
+    pub fn names_kind(&self, kind: &str) -> bool {
+        self.kinds
+            .iter()
+            .any(|selector| selector.kinds.iter().any(|k| k == kind))
+    }
+
     /// Whether every criterion holds for `subject`.
     pub fn matches(&self, subject: &Subject<'_>) -> bool {
         let (group, kind) = subject.group_kind();
