@@ -6,7 +6,7 @@
 //! leaves the active snapshot in place and is remembered for the status API.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -75,6 +75,9 @@ pub enum LoadError {
     /// A Gatekeeper template or constraint is invalid.
     #[error(transparent)]
     Gatekeeper(#[from] GatekeeperError),
+    /// Shutdown has begun: nothing more is activated.
+    #[error("shutting down: no new snapshot is activated")]
+    ShuttingDown,
     /// The bundles' own tests failed.
     #[error("self-test failed: {} test(s) failed ({}), {passed} passed", .failed.len(), .failed.join(", "))]
     SelfTest {
@@ -89,10 +92,12 @@ impl LoadError {
     /// Every problem as a positioned error.
     pub fn errors(&self) -> Vec<PolicyError> {
         match self {
-            LoadError::NoBundles | LoadError::SelfTest { .. } => vec![PolicyError {
-                message: self.to_string(),
-                location: None,
-            }],
+            LoadError::NoBundles | LoadError::ShuttingDown | LoadError::SelfTest { .. } => {
+                vec![PolicyError {
+                    message: self.to_string(),
+                    location: None,
+                }]
+            }
             LoadError::Bundle(err) => vec![PolicyError {
                 message: err.to_string(),
                 location: err.location().filter(|l: &Location| l.row > 0),
@@ -134,6 +139,8 @@ pub struct DecisionPoint {
     options: EngineOptions,
     load: LoadOptions,
     generation: AtomicU64,
+    /// Set when shutdown begins: no reload activates after it.
+    closed: AtomicBool,
     metrics: Option<Arc<Metrics>>,
     /// Data pushed through the Data API, served as one more bundle.
     pushed: ArcSwap<Pushed>,
@@ -318,6 +325,7 @@ impl DecisionPoint {
             options,
             load: LoadOptions::serving(None),
             generation: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
             metrics: None,
             pushed: ArcSwap::from_pointee(Pushed::default()),
             persist: None,
@@ -401,8 +409,17 @@ impl DecisionPoint {
     /// snapshot stays and the failure is recorded.
     pub fn reload(&self) -> Result<Arc<Snapshot>, LoadError> {
         let _building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(LoadError::ShuttingDown);
+        }
         let pushed = self.pushed.load_full();
         self.build_and_activate(&pushed)
+    }
+
+    /// Activate nothing more: shutdown has begun. A reload that is building
+    /// now finishes without activating its result.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
     }
 
     /// Build a snapshot from the sources plus `pushed` and activate it.
@@ -433,6 +450,9 @@ impl DecisionPoint {
                 gatekeeper,
                 bundles,
             }) => {
+                if self.closed.load(Ordering::SeqCst) {
+                    return Err(LoadError::ShuttingDown);
+                }
                 let snapshot = Arc::new(Snapshot {
                     generation: self.generation.fetch_add(1, Ordering::SeqCst) + 1,
                     policies,
@@ -655,5 +675,20 @@ test_v if v == 1
             pdp.decide(&DataPath::parse("x"), None),
             Err(DecideError::NotReady)
         ));
+    }
+
+    #[test]
+    fn after_close_nothing_more_is_activated() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("p.rego"), "package p\nv := 1\n").unwrap();
+        let pdp =
+            DecisionPoint::load(&[tmp.path().to_path_buf()], EngineOptions::default()).unwrap();
+        let serving = pdp.snapshot().unwrap().generation;
+        std::fs::write(tmp.path().join("p.rego"), "package p\nv := 2\n").unwrap();
+        pdp.close();
+        assert!(matches!(pdp.reload(), Err(LoadError::ShuttingDown)));
+        assert_eq!(pdp.snapshot().unwrap().generation, serving);
+        let decided = pdp.decide(&DataPath::parse("p/v"), None).unwrap();
+        assert_eq!(decided.result, Value::from(1));
     }
 }

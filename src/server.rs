@@ -285,8 +285,10 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let _watch = self.watch;
-        let _pollers = self.pollers;
+        // The bundle watch and pollers end when shutdown begins, and the
+        // decision point activates nothing after it.
+        let reloaders = (self.watch, self.pollers);
+        let pdp = self.state.pdp.clone();
         let flag = self.state.shutting_down.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move || {
@@ -343,6 +345,8 @@ impl Server {
         tokio::spawn(async move {
             shutdown.await;
             flag.store(true, Ordering::SeqCst);
+            pdp.close();
+            drop(reloaders);
             tracing::info!("shutdown requested; draining in-flight requests");
             let _ = stop_tx.send(true);
         });

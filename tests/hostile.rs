@@ -442,3 +442,71 @@ fn an_oversized_manifest_revision_is_refused() {
     );
     assert!(err.len() < 1024, "the error does not repeat the revision");
 }
+
+async fn generation(server: &TestServer) -> u64 {
+    let (_, status) = server.get("/v1/status").await;
+    status["result"]["generation"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no generation in {status}"))
+}
+
+#[tokio::test]
+async fn an_archive_reloads_on_its_content_not_on_its_neighbours_or_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("w.tar.gz");
+    let members = |value: &str| {
+        vec![
+            ("/.manifest".to_string(), br#"{"roots": ["w"]}"#.to_vec()),
+            (
+                "/w/p.rego".to_string(),
+                format!("package w\n\nv := {value}\n").into_bytes(),
+            ),
+        ]
+    };
+    write_archive(&archive, &members("1"));
+    let path = archive.clone();
+    let server = TestServer::start_with(move |c| {
+        c.bundles = vec![path];
+        c.watch.debounce_ms = 50;
+    })
+    .await;
+    let first = generation(&server).await;
+    // A log written beside the archive, reads of it, and a touch.
+    for i in 0..20 {
+        std::fs::write(tmp.path().join("server.log"), format!("line {i}\n")).unwrap();
+        let _ = std::fs::read(&archive).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let file = std::fs::File::options()
+        .append(true)
+        .open(&archive)
+        .unwrap();
+    file.set_modified(std::time::SystemTime::now()).unwrap();
+    // The same content written again (a rename over it, as a deploy does).
+    let same = tmp.path().join("w.tar.gz.new");
+    std::fs::copy(&archive, &same).unwrap();
+    std::fs::rename(&same, &archive).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(
+        generation(&server).await,
+        first,
+        "reloaded without a content change"
+    );
+
+    write_archive(&archive, &members("2"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.get("/v1/data/w/v").await.1["result"] != json!(2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change was not loaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        generation(&server).await,
+        first + 1,
+        "one change, one reload"
+    );
+    server.stop().await;
+}

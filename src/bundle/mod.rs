@@ -15,6 +15,7 @@
 
 mod data;
 mod error;
+mod fingerprint;
 mod limits;
 mod manifest;
 mod roots;
@@ -27,6 +28,7 @@ use crate::engine::Value;
 
 pub use data::merge_at;
 pub use error::BundleError;
+pub use fingerprint::fingerprint;
 pub use limits::SizeLimits;
 pub use manifest::{Manifest, RegoVersion};
 pub use roots::{check_disjoint_roots, within_roots, Root};
