@@ -141,6 +141,9 @@ pub struct DecisionPoint {
     generation: AtomicU64,
     /// Set when shutdown begins: no reload activates after it.
     closed: AtomicBool,
+    /// The content fingerprints of `sources` as the last build found them
+    /// (taken before reading: a change during the build differs from it).
+    read_fingerprints: ArcSwap<Vec<Option<u64>>>,
     metrics: Option<Arc<Metrics>>,
     /// Data pushed through the Data API, served as one more bundle.
     pushed: ArcSwap<Pushed>,
@@ -326,6 +329,7 @@ impl DecisionPoint {
             load: LoadOptions::serving(None),
             generation: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            read_fingerprints: ArcSwap::from_pointee(Vec::new()),
             metrics: None,
             pushed: ArcSwap::from_pointee(Pushed::default()),
             persist: None,
@@ -416,6 +420,17 @@ impl DecisionPoint {
         self.build_and_activate(&pushed)
     }
 
+    /// Whether the sources' content differs from what the last build read
+    /// ([`bundle::fingerprint`]): a watcher reloads only then.
+    pub fn sources_changed(&self) -> bool {
+        let now: Vec<Option<u64>> = self
+            .sources
+            .iter()
+            .map(|s| bundle::fingerprint(s))
+            .collect();
+        now != **self.read_fingerprints.load()
+    }
+
     /// Activate nothing more: shutdown has begun. A reload that is building
     /// now finishes without activating its result.
     pub fn close(&self) {
@@ -435,6 +450,12 @@ impl DecisionPoint {
 
     fn build_and_swap(&self, pushed: &Pushed) -> Result<Arc<Snapshot>, LoadError> {
         let started = Instant::now();
+        self.read_fingerprints.store(Arc::new(
+            self.sources
+                .iter()
+                .map(|s| bundle::fingerprint(s))
+                .collect(),
+        ));
         // The serving data is held only for the build (a temporary), so
         // the old snapshot can go as soon as the new one is swapped in.
         let built = build_with_pushed(

@@ -17,7 +17,6 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::SourceError;
-use crate::bundle;
 use crate::pdp::DecisionPoint;
 
 /// Keeps the watch alive; dropping it stops watching and reloading.
@@ -71,8 +70,7 @@ pub fn watch_bundles(
                 })?;
         }
     }
-    let sources: Vec<PathBuf> = targets.into_iter().map(|t| t.path).collect();
-    let task = tokio::spawn(reload_loop(pdp, sources, rx, debounce));
+    let task = tokio::spawn(reload_loop(pdp, rx, debounce));
     Ok(WatchHandle {
         _watcher: watcher,
         task,
@@ -134,14 +132,6 @@ fn concerns(changed: &Path, watched: &[PathBuf]) -> bool {
     })
 }
 
-/// The content fingerprints of `sources`, read off the async threads.
-async fn fingerprints(sources: &[PathBuf]) -> Vec<Option<u64>> {
-    let sources = sources.to_vec();
-    tokio::task::spawn_blocking(move || sources.iter().map(|s| bundle::fingerprint(s)).collect())
-        .await
-        .unwrap_or_default()
-}
-
 fn is_change(kind: &notify::EventKind) -> bool {
     matches!(
         kind,
@@ -151,12 +141,9 @@ fn is_change(kind: &notify::EventKind) -> bool {
 
 async fn reload_loop(
     pdp: Arc<DecisionPoint>,
-    sources: Vec<PathBuf>,
     mut rx: mpsc::UnboundedReceiver<()>,
     debounce: Duration,
 ) {
-    // What the active snapshot was (about) built from.
-    let mut loaded = fingerprints(&sources).await;
     while rx.recv().await.is_some() {
         // Wait until the files have been quiet for the whole window.
         loop {
@@ -166,15 +153,19 @@ async fn reload_loop(
                 Err(_quiet) => break,
             }
         }
-        let now = fingerprints(&sources).await;
-        if now == loaded {
-            tracing::debug!("bundle files changed on disk but not in content; not reloading");
-            continue;
-        }
-        loaded = now;
         let pdp = pdp.clone();
-        match tokio::task::spawn_blocking(move || pdp.reload()).await {
-            Ok(Ok(snapshot)) => {
+        let reload = move || {
+            if pdp.sources_changed() {
+                pdp.reload().map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        match tokio::task::spawn_blocking(reload).await {
+            Ok(Ok(None)) => {
+                tracing::debug!("bundle files changed on disk but not in content; not reloading")
+            }
+            Ok(Ok(Some(snapshot))) => {
                 tracing::info!(
                     generation = snapshot.generation,
                     "bundles reloaded after a file change"
