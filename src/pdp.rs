@@ -536,8 +536,24 @@ pub fn decide_on(
     path: &DataPath,
     input: Option<Value>,
 ) -> Result<Decision, DecideError> {
+    decide_before(snapshot, path, input, None)
+}
+
+/// [`decide_on`], failing with the time limit error once `deadline` (the
+/// end of a request's time budget, when it has one) has passed, and
+/// evaluating for no longer than is left of it.
+pub fn decide_before(
+    snapshot: Arc<Snapshot>,
+    path: &DataPath,
+    input: Option<Value>,
+    deadline: Option<Instant>,
+) -> Result<Decision, DecideError> {
     let started = Instant::now();
-    let result = snapshot.policies.evaluate(path, input)?;
+    let limit = match deadline {
+        Some(deadline) => deadline.saturating_duration_since(started),
+        None => snapshot.policies.options().eval_timeout,
+    };
+    let result = snapshot.policies.evaluate_within(path, input, limit)?;
     Ok(Decision {
         result,
         eval_ns: started.elapsed().as_nanos() as u64,

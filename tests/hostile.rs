@@ -510,3 +510,30 @@ async fn an_archive_reloads_on_its_content_not_on_its_neighbours_or_reads() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_batch_of_slow_inputs_shares_one_time_budget() {
+    let server = TestServer::start_with(|c| {
+        c.limits.eval_timeout_ms = 100;
+        c.cache.enabled = false;
+    })
+    .await;
+    let inputs: serde_json::Map<String, serde_json::Value> = (0..200)
+        .map(|i| (format!("i{i:03}"), json!({ "n": i })))
+        .collect();
+    let body = json!({ "inputs": inputs }).to_string();
+    let started = std::time::Instant::now();
+    let (status, response) = server.post("/v1/batch/data/edge/slow", body).await;
+    let took = started.elapsed();
+    // Before: 200 inputs x 100 ms each. Now the batch stops at its budget
+    // (generous bound: a debug build on a loaded machine).
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    assert_eq!(status, 207, "{response}");
+    let responses = response["responses"].as_object().unwrap();
+    assert_eq!(responses.len(), 200);
+    for (id, item) in responses {
+        let text = item.to_string();
+        assert!(text.contains("time limit"), "{id}: {text}");
+    }
+    server.stop().await;
+}

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::body::{parse_json, read_limited};
 use super::data::{active_snapshot, elapsed_ns, Provenance};
-use super::decide::decide;
+use super::decide::decide_before;
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState, QueryFlags, Requester};
 use crate::decision_log::{DecisionEvent, LoggedInput};
@@ -83,13 +83,16 @@ pub async fn batch_post(
     }
     let snapshot = active_snapshot(&state)?;
     let path = DataPath::parse(&path);
+    // The whole batch shares one evaluation time budget: inputs evaluated
+    // after it is spent fail with the time limit error, unevaluated.
+    let deadline = started + snapshot.policies.options().eval_timeout;
     let batch_decision_id = new_decision_id();
     let mut any_error = false;
     let mut responses = BTreeMap::new();
     for (id, input) in request.inputs {
         let logged = state.decision_log.is_some().then(|| input.clone());
         let decision_id = new_decision_id();
-        let decided = decide(&state, &snapshot, &path, Some(input)).await;
+        let decided = decide_before(&state, &snapshot, &path, Some(input), Some(deadline)).await;
         state
             .log_decision(|| {
                 let (result, error) = match &decided {

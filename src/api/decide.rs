@@ -29,12 +29,23 @@ pub(super) async fn decide(
     path: &DataPath,
     input: Option<Value>,
 ) -> Result<Answer, ApiError> {
+    decide_before(state, snapshot, path, input, None).await
+}
+
+/// [`decide`] within a request's time budget ending at `deadline`.
+pub(super) async fn decide_before(
+    state: &AppState,
+    snapshot: &Arc<Snapshot>,
+    path: &DataPath,
+    input: Option<Value>,
+    deadline: Option<std::time::Instant>,
+) -> Result<Answer, ApiError> {
     let reads = snapshot.policies.reads_of(path);
     let key = state
         .decisions
         .key(snapshot.generation, path, &reads, input.as_ref());
     let evaluate = || {
-        pdp::decide_on(snapshot.clone(), path, input)
+        pdp::decide_before(snapshot.clone(), path, input, deadline)
             .map(|d| CachedDecision {
                 result: d.result,
                 eval_ns: d.eval_ns,

@@ -166,10 +166,7 @@ impl PolicySet {
         extra: Option<Value>,
         options: EngineOptions,
     ) -> Result<PolicySet, CompileError> {
-        let timer = ExecutionTimerConfig {
-            limit: options.eval_timeout,
-            check_interval: NonZeroU32::MIN.saturating_add(63),
-        };
+        let timer = timer_config(options.eval_timeout);
         let mut engine = regorus::Engine::new();
         engine.set_execution_timer_config(timer);
         cidr::register(&mut engine).map_err(|err| CompileError::Builtins(err.to_string()))?;
@@ -387,17 +384,33 @@ impl PolicySet {
     /// Returns [`Value::Undefined`] when the document is undefined (no rule
     /// produced a value and no data is there).
     pub fn evaluate(&self, path: &DataPath, input: Option<Value>) -> Result<Value, EvalError> {
-        if !self.vm.has(path.as_ref_str()) {
-            return self.evaluate_interpreted(path, input);
+        self.evaluate_within(path, input, self.options.eval_timeout)
+    }
+
+    /// [`PolicySet::evaluate`] within `limit` (at most the configured
+    /// evaluation timeout): what is left of a request's time budget.
+    pub fn evaluate_within(
+        &self,
+        path: &DataPath,
+        input: Option<Value>,
+        limit: Duration,
+    ) -> Result<Value, EvalError> {
+        let limit = limit.min(self.options.eval_timeout);
+        if limit.is_zero() {
+            return Err(EvalError::TimeLimit {
+                limit: self.options.eval_timeout,
+            });
         }
-        let limit = self.options.eval_timeout;
+        if !self.vm.has(path.as_ref_str()) {
+            return self.interpret(path, input, limit);
+        }
         // The input is kept (a reference-count increment) for the fallback.
-        match self.vm.evaluate(path.as_ref_str(), input.clone()) {
+        match self.vm.evaluate(path.as_ref_str(), input.clone(), limit) {
             // The VM answers undefined where the interpreter raises some
             // errors (conflicting values for one complete rule), so an
             // undefined answer is confirmed by the interpreter. Decisions are
             // rarely undefined, so this costs nothing in practice.
-            None | Some(Ok(Value::Undefined)) => self.evaluate_interpreted(path, input),
+            None | Some(Ok(Value::Undefined)) => self.interpret(path, input, limit),
             Some(result) => result.map_err(|err| EvalError::from_regorus(&err, limit)),
         }
     }
@@ -408,11 +421,23 @@ impl PolicySet {
         path: &DataPath,
         input: Option<Value>,
     ) -> Result<Value, EvalError> {
+        self.interpret(path, input, self.options.eval_timeout)
+    }
+
+    /// Evaluate on the interpreter within `limit`.
+    fn interpret(
+        &self,
+        path: &DataPath,
+        input: Option<Value>,
+        limit: Duration,
+    ) -> Result<Value, EvalError> {
         let mut engine = self.template.clone();
         if let Some(input) = input {
             engine.set_input(input);
         }
-        let limit = self.options.eval_timeout;
+        if limit < self.options.eval_timeout {
+            engine.set_execution_timer_config(timer_config(limit));
+        }
         if self.rule_paths.contains(path.as_ref_str()) {
             return engine
                 .eval_rule(path.as_ref_str().to_string())
@@ -449,6 +474,14 @@ impl PolicySet {
     /// A mutable copy of the prepared engine, for tools (the test runner).
     pub(crate) fn engine_copy(&self) -> regorus::Engine {
         self.template.clone()
+    }
+}
+
+/// regorus's cooperative time limit: `limit`, checked every 64 steps.
+fn timer_config(limit: Duration) -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit,
+        check_interval: NonZeroU32::MIN.saturating_add(63),
     }
 }
 

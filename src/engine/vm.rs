@@ -104,6 +104,7 @@ impl VmPrograms {
         &self,
         path: &str,
         input: Option<Value>,
+        limit: std::time::Duration,
     ) -> Option<anyhow::Result<Value>> {
         let pooled = self.programs.get(path)?;
         let idle = pooled.idle.get_or_default();
@@ -117,7 +118,12 @@ impl VmPrograms {
             },
         };
         vm.set_input(input.unwrap_or(Value::Undefined));
+        if let Some(timer) = self.timer {
+            vm.set_execution_timer_config(Some(ExecutionTimerConfig { limit, ..timer }));
+        }
         let result = vm.execute().map_err(anyhow::Error::from);
+        // The pooled VM keeps the configured limit for its next run.
+        vm.set_execution_timer_config(self.timer);
         // A VM whose run failed (a time limit, say) is not kept: only VMs
         // that completed a run go back to the pool.
         if result.is_ok() {

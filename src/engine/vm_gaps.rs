@@ -615,7 +615,14 @@ one_key := p.q.x
                 r#"{"m": {"a": 1}}"#,
                 r#"{"m": {"a": 1, "z": 2}}"#,
             ] {
-                let on_vm = set.vm.evaluate(path.as_ref_str(), input(json)).unwrap();
+                let on_vm = set
+                    .vm
+                    .evaluate(
+                        path.as_ref_str(),
+                        input(json),
+                        std::time::Duration::from_secs(1),
+                    )
+                    .unwrap();
                 assert_eq!(
                     on_vm.unwrap(),
                     set.evaluate_interpreted(&path, input(json)).unwrap(),
@@ -660,7 +667,10 @@ one_key := p.q.x
                     check_interval: std::num::NonZeroU32::MIN,
                 },
             );
-            let on_vm = programs.evaluate(&path, input(json)).unwrap().unwrap();
+            let on_vm = programs
+                .evaluate(&path, input(json), std::time::Duration::from_secs(1))
+                .unwrap()
+                .unwrap();
             engine.set_input(Value::from_json_str(json).unwrap());
             let interpreted = engine.eval_rule(path.clone()).unwrap();
             assert_ne!(
