@@ -459,6 +459,10 @@ pub struct Limits {
     /// Most requests handled at once per listener; beyond, 503 with
     /// `Retry-After` at once (health and metrics are never refused).
     pub max_in_flight: usize,
+    /// The largest result one call of a builtin that can multiply its
+    /// arguments (`numbers.range`, `sprintf` widths, `concat`, `replace`)
+    /// may build, in bytes; a larger one fails the evaluation.
+    pub max_builtin_result_bytes: u64,
 }
 
 /// Logging settings.
@@ -523,6 +527,7 @@ impl Default for Limits {
             eval_timeout_ms: 100,
             max_batch_inputs: 1000,
             max_in_flight: 1024,
+            max_builtin_result_bytes: crate::engine::DEFAULT_MAX_BUILTIN_RESULT_BYTES,
         }
     }
 }

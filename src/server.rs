@@ -113,6 +113,7 @@ impl Server {
         let options = EngineOptions {
             eval_timeout: config.eval_timeout(),
             use_vm: config.engine.vm,
+            max_builtin_result_bytes: config.limits.max_builtin_result_bytes,
         };
         let verifier = match &config.verification {
             Some(settings) => Some(Arc::new(Verifier::new(settings).map_err(|err| {

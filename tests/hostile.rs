@@ -29,6 +29,9 @@ fn verification() -> VerificationSettings {
     }
 }
 
+/// Archive members: a name as written in the archive, and the bytes.
+type Members = Vec<(String, Vec<u8>)>;
+
 /// Write a `.tar.gz` holding `members` in this order, names as given (OPA
 /// writes them with a leading `/`).
 fn write_archive(out: &Path, members: &[(String, Vec<u8>)]) {
@@ -48,7 +51,7 @@ fn write_archive(out: &Path, members: &[(String, Vec<u8>)]) {
 
 /// The members of a bundle signed with the test key: a policy and data
 /// under root `sb`.
-fn signed_members() -> Vec<(String, Vec<u8>)> {
+fn signed_members() -> Members {
     let mut files = BTreeMap::new();
     files.insert(
         ".manifest".to_string(),
@@ -72,7 +75,7 @@ fn signed_members() -> Vec<(String, Vec<u8>)> {
 
 /// The attacker's members: an unsigned policy and data at the signed
 /// paths.
-fn forged_members() -> Vec<(String, Vec<u8>)> {
+fn forged_members() -> Members {
     vec![
         (
             "/sb/policy.rego".to_string(),
@@ -109,7 +112,7 @@ async fn duplicate_members_before_signed_ones_do_not_pass_verification() {
 
     // Unsigned copies placed before the signed members (and after them, and
     // under another spelling of the same path): refused, naming the member.
-    let placements: [(&str, Vec<(String, Vec<u8>)>); 3] = [
+    let placements: [(&str, Members); 3] = [
         ("before", [forged_members(), signed_members()].concat()),
         ("after", [signed_members(), forged_members()].concat()),
         (
@@ -535,5 +538,42 @@ async fn a_batch_of_slow_inputs_shares_one_time_budget() {
         let text = item.to_string();
         assert!(text.contains("time limit"), "{id}: {text}");
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn builtins_that_multiply_their_arguments_are_bounded() {
+    let server = TestServer::start_with(|c| c.cache.enabled = false).await;
+    for query in [
+        "x := count(numbers.range(1, 50000000))",
+        "x := count(numbers.range(1, 1e9))",
+        "x := numbers.range_step(0, 1e12, 3)",
+        r#"x := sprintf("%0999999999d", [1])"#,
+        r#"n := 50000000; x := count(numbers.range(1, n))"#,
+    ] {
+        let started = std::time::Instant::now();
+        let (status, body) = server
+            .post("/v1/query", json!({ "query": query }).to_string())
+            .await;
+        let text = body.to_string();
+        assert_ne!(status, 200, "{query}: {text}");
+        assert!(text.contains("max_builtin_result_bytes"), "{query}: {text}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{query} took {:?}",
+            started.elapsed()
+        );
+    }
+    // Ordinary uses answer as before.
+    let (status, body) = server
+        .post(
+            "/v1/query",
+            json!({ "query": r#"x := count(numbers.range(1, 1000)); y := sprintf("%05d", [7])"# })
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"][0]["x"], json!(1000));
+    assert_eq!(body["result"][0]["y"], json!("00007"));
     server.stop().await;
 }

@@ -224,6 +224,7 @@ fn vm_respects_the_time_limit() {
         EngineOptions {
             eval_timeout: std::time::Duration::from_millis(50),
             use_vm: true,
+            ..EngineOptions::default()
         },
     )
     .unwrap();

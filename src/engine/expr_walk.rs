@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use regorus::unstable::{AssignOp, Expr, Literal, Query, Span};
+use regorus::unstable::{AssignOp, Expr, Literal, Query, Rule, RuleHead, Span};
 
 use crate::location::Location;
 
@@ -204,6 +204,70 @@ pub(super) fn declared_in_expr(expr: &Expr, out: &mut HashSet<String>) {
         }
         if let Some((_, query)) = comprehension_parts(node) {
             declared_in_query(query, out);
+        }
+    });
+}
+
+/// Call `f` on every call (an [`Expr::Call`]) in `rule`, in its head, its
+/// bodies, comprehensions and `every` bodies included.
+pub(super) fn each_call(rule: &Rule, f: &mut impl FnMut(&Expr)) {
+    match rule {
+        Rule::Spec { head, bodies, .. } => {
+            match head {
+                RuleHead::Compr { refr, assign, .. } => {
+                    expr_calls(refr, f);
+                    if let Some(assign) = assign {
+                        expr_calls(&assign.value, f);
+                    }
+                }
+                RuleHead::Set { refr, key, .. } => {
+                    expr_calls(refr, f);
+                    if let Some(key) = key {
+                        expr_calls(key, f);
+                    }
+                }
+                RuleHead::Func { assign, .. } => {
+                    if let Some(assign) = assign {
+                        expr_calls(&assign.value, f);
+                    }
+                }
+            }
+            for body in bodies {
+                if let Some(assign) = &body.assign {
+                    expr_calls(&assign.value, f);
+                }
+                query_calls(&body.query, f);
+            }
+        }
+        Rule::Default { value, .. } => expr_calls(value, f),
+    }
+}
+
+fn query_calls(query: &Query, f: &mut impl FnMut(&Expr)) {
+    for stmt in &query.stmts {
+        for modifier in &stmt.with_mods {
+            // The target is what is replaced, not a call.
+            expr_calls(&modifier.r#as, f);
+        }
+        for expr in literal_exprs(&stmt.literal).0 {
+            expr_calls(expr, f);
+        }
+        if let Literal::Every { query, .. } = &stmt.literal {
+            query_calls(query, f);
+        }
+    }
+}
+
+/// The calls in `expr`, in comprehensions too.
+fn expr_calls(expr: &Expr, f: &mut impl FnMut(&Expr)) {
+    visit(expr, &mut |node| {
+        if matches!(node, Expr::Call { .. }) {
+            f(node);
+        } else if let Some((elements, query)) = comprehension_parts(node) {
+            for element in elements {
+                expr_calls(element, f);
+            }
+            query_calls(query, f);
         }
     });
 }

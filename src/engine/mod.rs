@@ -8,6 +8,7 @@
 //! the input and evaluates; the template itself is never mutated, so any
 //! number of threads can evaluate at once without a lock.
 
+pub mod builtin_guards;
 pub mod cidr;
 mod error;
 pub mod every_index;
@@ -50,13 +51,20 @@ pub struct EngineOptions {
     /// Run entry points on regorus's bytecode VM where it compiles them
     /// (several times faster); the rest always use the interpreter.
     pub use_vm: bool,
+    /// The largest result one call of a builtin that can multiply its
+    /// arguments may build ([`builtin_guards`]).
+    pub max_builtin_result_bytes: u64,
 }
+
+/// The default of [`EngineOptions::max_builtin_result_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_BUILTIN_RESULT_BYTES: u64 = 16 << 20;
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             eval_timeout: Duration::from_millis(100),
             use_vm: true,
+            max_builtin_result_bytes: DEFAULT_MAX_BUILTIN_RESULT_BYTES,
         }
     }
 }
@@ -170,6 +178,8 @@ impl PolicySet {
         let mut engine = regorus::Engine::new();
         engine.set_execution_timer_config(timer);
         cidr::register(&mut engine).map_err(|err| CompileError::Builtins(err.to_string()))?;
+        builtin_guards::register(&mut engine, options.max_builtin_result_bytes)
+            .map_err(|err| CompileError::Builtins(err.to_string()))?;
         let mut errors = Vec::new();
         let mut modules = Vec::new();
         for bundle in bundles {

@@ -14,9 +14,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead, BUILTINS};
+use regorus::unstable::{Expr, Module, Rule, RuleHead, BUILTINS};
 
-use super::expr_walk::{comprehension_parts, literal_exprs, location_of, text_of, visit};
+use super::expr_walk::{each_call, location_of, text_of};
 use super::{cidr, PolicyError};
 
 /// One error per call of an undefined function in `engine`'s modules.
@@ -82,7 +82,10 @@ pub fn find(engine: &mut regorus::Engine) -> Vec<PolicyError> {
                 || BUILTINS.contains_key(resolved.as_str())
         };
         for rule in &module.policy {
-            each_call(rule, &mut |fcn| {
+            each_call(rule, &mut |call| {
+                let Expr::Call { fcn, .. } = call else {
+                    return;
+                };
                 let name = text_of(fcn);
                 if !defined(name) {
                     errors.push(PolicyError {
@@ -94,69 +97,6 @@ pub fn find(engine: &mut regorus::Engine) -> Vec<PolicyError> {
         }
     }
     errors
-}
-
-/// Call `f` on the function position of every call in `rule`.
-fn each_call(rule: &Rule, f: &mut impl FnMut(&Expr)) {
-    match rule {
-        Rule::Spec { head, bodies, .. } => {
-            match head {
-                RuleHead::Compr { refr, assign, .. } => {
-                    expr_calls(refr, f);
-                    if let Some(assign) = assign {
-                        expr_calls(&assign.value, f);
-                    }
-                }
-                RuleHead::Set { refr, key, .. } => {
-                    expr_calls(refr, f);
-                    if let Some(key) = key {
-                        expr_calls(key, f);
-                    }
-                }
-                RuleHead::Func { assign, .. } => {
-                    if let Some(assign) = assign {
-                        expr_calls(&assign.value, f);
-                    }
-                }
-            }
-            for body in bodies {
-                if let Some(assign) = &body.assign {
-                    expr_calls(&assign.value, f);
-                }
-                query_calls(&body.query, f);
-            }
-        }
-        Rule::Default { value, .. } => expr_calls(value, f),
-    }
-}
-
-fn query_calls(query: &Query, f: &mut impl FnMut(&Expr)) {
-    for stmt in &query.stmts {
-        for modifier in &stmt.with_mods {
-            // The target is what is replaced, not a call.
-            expr_calls(&modifier.r#as, f);
-        }
-        for expr in literal_exprs(&stmt.literal).0 {
-            expr_calls(expr, f);
-        }
-        if let Literal::Every { query, .. } = &stmt.literal {
-            query_calls(query, f);
-        }
-    }
-}
-
-/// The calls in `expr`, in comprehensions too.
-fn expr_calls(expr: &Expr, f: &mut impl FnMut(&Expr)) {
-    visit(expr, &mut |node| {
-        if let Expr::Call { fcn, .. } = node {
-            f(fcn);
-        } else if let Some((elements, query)) = comprehension_parts(node) {
-            for element in elements {
-                expr_calls(element, f);
-            }
-            query_calls(query, f);
-        }
-    });
 }
 
 #[cfg(test)]

@@ -72,6 +72,9 @@ pub enum GapKind {
     /// A reference to part of the rule tree under the named deeper rule
     /// (found by [`super::reads`], which resolves references to rules).
     RuleTreePrefix(String),
+    /// A call of a builtin whose result size the VM cannot bound
+    /// ([`super::builtin_guards`]).
+    UnboundedBuiltin(String),
 }
 
 impl std::fmt::Display for VmGap {
@@ -86,6 +89,10 @@ impl std::fmt::Display for VmGap {
             GapKind::UndefinedElement(element) => write!(
                 f,
                 "{file}:{row}:{col}: `{element}` can be undefined, and the VM keeps an undefined element in an array or object comprehension"
+            ),
+            GapKind::UnboundedBuiltin(name) => write!(
+                f,
+                "{file}:{row}:{col}: `{name}` with arguments that are not short literals: its result is bounded on the interpreter only"
             ),
             GapKind::RuleTreePrefix(deeper) => write!(
                 f,
@@ -103,16 +110,18 @@ impl std::fmt::Display for VmGap {
 
 /// The first gap in `rule`, if it has one.
 pub fn find(rule: &Rule) -> Option<VmGap> {
-    unfailed_binding(rule).or_else(|| {
-        every_index::find(rule)
-            .into_iter()
-            .find(|found| !found.negated)
-            .map(|found| VmGap {
-                variable: found.variable,
-                location: found.location,
-                kind: GapKind::EveryIndex(found.reference),
-            })
-    })
+    unfailed_binding(rule)
+        .or_else(|| super::builtin_guards::vm_gap(rule))
+        .or_else(|| {
+            every_index::find(rule)
+                .into_iter()
+                .find(|found| !found.negated)
+                .map(|found| VmGap {
+                    variable: found.variable,
+                    location: found.location,
+                    kind: GapKind::EveryIndex(found.reference),
+                })
+        })
 }
 
 /// The first `:=` binding in `rule` that the VM would not fail.
