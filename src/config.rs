@@ -58,7 +58,9 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataWritesConfig {
-    /// Serve `PUT`, `PATCH` and `DELETE /v1/data/...` (off: 403).
+    /// Serve `PUT`, `PATCH` and `DELETE /v1/data/...` and policy pushes
+    /// (off, the default: 403). On a non-loopback address they need
+    /// authentication ([`Config::validate`]).
     pub enabled: bool,
     /// Keep pushed data in this JSON file (written atomically after every
     /// write, read at start). None: pushed data lives in memory only and is
@@ -73,7 +75,7 @@ pub struct DataWritesConfig {
 impl Default for DataWritesConfig {
     fn default() -> Self {
         DataWritesConfig {
-            enabled: true,
+            enabled: false,
             persist_file: None,
             ready_after_first_push: false,
         }
@@ -828,9 +830,35 @@ impl Config {
                 return Err(invalid("auth.authz_policy", "must name a rule path".into()));
             }
         }
+        if self.data_writes.enabled && !self.api_is_loopback() && !self.api_authenticates() {
+            return Err(invalid(
+                "data_writes.enabled",
+                format!(
+                    "data and policy writes on {}, reachable from other hosts, need authentication: \
+                     set auth.tokens_file (or server.tls.require_client_certificate), \
+                     or listen on a loopback address",
+                    self.server.addr
+                ),
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| invalid("log.level", err.to_string()))?;
         Ok(())
+    }
+
+    /// Whether the decision API listens on a loopback address only.
+    fn api_is_loopback(&self) -> bool {
+        self.listen_addr().is_ok_and(|addr| addr.ip().is_loopback())
+    }
+
+    /// Whether every call of the decision API must authenticate.
+    fn api_authenticates(&self) -> bool {
+        self.auth.tokens_file.is_some()
+            || self
+                .server
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.require_client_certificate)
     }
 
     fn validate_decision_logs(&self) -> Result<(), ConfigError> {

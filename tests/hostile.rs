@@ -186,7 +186,7 @@ async fn a_decompression_bomb_is_refused_before_it_is_read() {
 
 #[tokio::test]
 async fn recursive_policies_are_refused_and_the_process_survives() {
-    let server = TestServer::start_with(|c| c.data_writes.enabled = true).await;
+    let server = TestServer::start().await;
     let recursive = [
         ("self", "package t.rec\nf(x) := f(x)\ny := f(1)\n", "data.t.rec.f -> data.t.rec.f"),
         (
@@ -576,4 +576,44 @@ async fn builtins_that_multiply_their_arguments_are_bounded() {
     assert_eq!(body["result"][0]["x"], json!(1000));
     assert_eq!(body["result"][0]["y"], json!("00007"));
     server.stop().await;
+}
+
+#[tokio::test]
+async fn writes_are_off_by_default_and_need_authentication_off_loopback() {
+    let defaults = portcullis::config::Config::default();
+    assert!(!defaults.data_writes.enabled);
+    let server = TestServer::start_with(|c| c.data_writes.enabled = false).await;
+    for (method, path, body) in [
+        (
+            reqwest::Method::PUT,
+            "/v1/policies/x",
+            "package x\ny := 1\n",
+        ),
+        (reqwest::Method::PUT, "/v1/data/live/usage/x", "{}"),
+        (reqwest::Method::PATCH, "/v1/data/live/usage", "[]"),
+        (reqwest::Method::DELETE, "/v1/data/live/usage", ""),
+    ] {
+        let response = server
+            .client
+            .request(method.clone(), server.url(path))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{method} {path}");
+    }
+    server.stop().await;
+
+    // Writes on an address other hosts reach, with no authentication: the
+    // configuration is refused, naming the key.
+    let mut exposed = portcullis::config::Config {
+        bundles: vec![common::repo("policies")],
+        ..Default::default()
+    };
+    exposed.server.addr = "0.0.0.0:0".into();
+    exposed.data_writes.enabled = true;
+    let err = exposed.validate().unwrap_err().to_string();
+    assert!(err.contains("data_writes.enabled"), "{err}");
+    exposed.auth.tokens_file = Some("/etc/portcullis/tokens".into());
+    exposed.validate().unwrap();
 }

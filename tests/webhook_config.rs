@@ -154,6 +154,48 @@ fn the_shipped_config_is_valid_and_matches_the_deployment() {
 }
 
 #[test]
+fn the_shipped_deployment_exposes_no_writes_and_only_the_webhook() {
+    let all = manifests();
+    let config_map = one(&all, "ConfigMap");
+    let text = config_map["data"]["portcullis.yaml"].as_str().unwrap();
+    let config = Config::from_yaml(text, "configmap.yaml").unwrap();
+    assert!(!config.data_writes.enabled, "writes must be off");
+    // The Service carries the webhook alone.
+    let service = one(&all, "Service");
+    let names: Vec<&str> = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["webhook"]);
+    // The NetworkPolicy admits the API port only from labelled namespaces.
+    let policy = one(&all, "NetworkPolicy");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    let rules = policy["spec"]["ingress"].as_array().unwrap();
+    let api_port = port_of(&config.server.addr);
+    for rule in rules {
+        let opens_api = rule["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["port"].as_u64() == Some(api_port));
+        if opens_api {
+            assert_eq!(
+                rule["from"][0]["namespaceSelector"]["matchLabels"]["portcullis.io/api-client"],
+                json!("true"),
+                "{rule}"
+            );
+        }
+    }
+    // The same config with writes turned on and no authentication does not
+    // start: the API listens on all addresses.
+    let mut writes = config.clone();
+    writes.data_writes.enabled = true;
+    assert!(writes.validate().is_err());
+}
+
+#[test]
 fn the_webhook_points_at_the_admission_route_through_the_service() {
     let all = manifests();
     let service = one(&all, "Service");

@@ -44,6 +44,8 @@ impl TestServer {
             repo("bundles"),
             repo("tests/fixtures/edge"),
         ];
+        // Writes are off by default; the tests' loopback servers take them.
+        config.data_writes.enabled = true;
         adjust(&mut config);
         let server = Server::bind(&config).await?;
         let base = format!("http://{}", server.local_addr());
