@@ -617,3 +617,55 @@ async fn writes_are_off_by_default_and_need_authentication_off_loopback() {
     exposed.auth.tokens_file = Some("/etc/portcullis/tokens".into());
     exposed.validate().unwrap();
 }
+
+#[tokio::test]
+async fn request_edges_are_answered_as_specified() {
+    let server = TestServer::start().await;
+    // A path of 1,000 segments: 400 naming the limit, not an evaluation error.
+    let deep = "/a".repeat(1000);
+    for url in [format!("/v1/data{deep}"), format!("/v0/data{deep}")] {
+        let (status, body) = if url.starts_with("/v0") {
+            server.post(&url, "{}").await
+        } else {
+            server.get(&url).await
+        };
+        assert_eq!(status, 400, "{url}: {body}");
+        assert!(body.to_string().contains("at most 128"), "{body}");
+    }
+    let (status, _) = server.get(&format!("/v1/data{}", "/a".repeat(100))).await;
+    assert_eq!(status, 200);
+    // A malformed max_age_seconds is refused, not ignored.
+    let (status, body) = server.get("/health?bundles&max_age_seconds=abc").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = server.get("/health?bundles&max_age_seconds=3600").await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "provisioning-orchestrator 0123456789abcdef0123\n").unwrap();
+    let server = TestServer::start_with(move |c| c.auth.tokens_file = Some(tokens)).await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let response = server
+            .client
+            .get(server.url("/v1/data/platform/classes"))
+            .header("authorization", format!("{scheme} 0123456789abcdef0123"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
+    // The token itself is compared exactly.
+    let response = server
+        .client
+        .get(server.url("/v1/data/platform/classes"))
+        .header("authorization", "Bearer 0123456789ABCDEF0123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    server.stop().await;
+}

@@ -17,7 +17,7 @@ use super::decide::decide_before;
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState, QueryFlags, Requester};
 use crate::decision_log::{DecisionEvent, LoggedInput};
-use crate::engine::{DataPath, Value};
+use crate::engine::Value;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,7 +82,7 @@ pub async fn batch_post(
         )));
     }
     let snapshot = active_snapshot(&state)?;
-    let path = DataPath::parse(&path);
+    let path = super::data_path(&path)?;
     // The whole batch shares one evaluation time budget: inputs evaluated
     // after it is spent fail with the time limit error, unevaluated.
     let deadline = started + snapshot.policies.options().eval_timeout;

@@ -256,7 +256,7 @@ async fn v1_post_inner(
     // One snapshot for the whole request: it says which parts of the input
     // its policies read, and only those are converted.
     let snapshot = active_snapshot(&state)?;
-    let path = DataPath::parse(path);
+    let path = super::data_path(path)?;
     let parse_started = Instant::now();
     let member = if bytes.iter().all(u8::is_ascii_whitespace) {
         InputMember {
@@ -316,7 +316,7 @@ pub async fn v1_get(
 ) -> Result<Response, ApiError> {
     let flags = QueryFlags::parse(query.as_deref());
     let snapshot = active_snapshot(&state)?;
-    let path = DataPath::parse(&path);
+    let path = super::data_path(&path)?;
     let ask = V1Ask::without_input(flags, requester);
     answer_v1(&state, snapshot, &path, ask).await
 }
@@ -393,7 +393,7 @@ pub async fn v0_post(
     requester: Requester,
     body: Body,
 ) -> Result<Response, ApiError> {
-    answer_raw(&state, &DataPath::parse(&path), requester, body).await
+    answer_raw(&state, &super::data_path(&path)?, requester, body).await
 }
 
 /// `POST /v0/data`.

@@ -7,9 +7,10 @@ use std::time::SystemTime;
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::error::ApiError;
 use super::{flag_on, json_response, query_pairs, AppState};
 use crate::engine::DataPath;
 use crate::pdp::Snapshot;
@@ -45,18 +46,26 @@ fn health_answer(ok: bool, error: &'static str) -> Response {
 /// `?bundles&max_age_seconds=N` that the active snapshot is at most N
 /// seconds old.
 pub async fn health(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    let Some(snapshot) = state.pdp.snapshot() else {
-        return health_answer(false, "no policy bundle is active yet");
-    };
     let mut strict = false;
     let mut max_age = None;
     for (key, value) in query_pairs(query.as_deref()) {
         match key {
             "bundles" => strict = flag_on(value),
-            "max_age_seconds" => max_age = value.parse::<u64>().ok(),
+            "max_age_seconds" => match value.parse::<u64>() {
+                Ok(seconds) => max_age = Some(seconds),
+                Err(_) => {
+                    return ApiError::invalid(format!(
+                        "max_age_seconds must be a whole number of seconds, not {value:?}"
+                    ))
+                    .into_response()
+                }
+            },
             _ => {}
         }
     }
+    let Some(snapshot) = state.pdp.snapshot() else {
+        return health_answer(false, "no policy bundle is active yet");
+    };
     if !strict {
         return health_answer(true, "");
     }

@@ -343,6 +343,24 @@ pub(crate) fn new_decision_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// The most segments a data path in a URL may have. Documents are nested
+/// far less deeply (a request body at most `limits.max_json_depth`); a
+/// longer path is a malformed or hostile request.
+pub const MAX_PATH_SEGMENTS: usize = 128;
+
+/// The data path of a request URL, refused with 400 when it has more than
+/// [`MAX_PATH_SEGMENTS`] segments.
+pub(crate) fn data_path(path: &str) -> Result<DataPath, error::ApiError> {
+    let path = DataPath::parse(path);
+    if path.segments().len() > MAX_PATH_SEGMENTS {
+        return Err(error::ApiError::invalid(format!(
+            "the data path has {} segments; at most {MAX_PATH_SEGMENTS} are accepted",
+            path.segments().len()
+        )));
+    }
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,7 +96,7 @@ pub async fn put(
     body: Body,
 ) -> Result<Response, ApiError> {
     writes_allowed(&state)?;
-    let segments = DataPath::parse(&path).segments().to_vec();
+    let segments = super::data_path(&path)?.segments().to_vec();
     let bytes = read_limited(body, &state.limits).await?;
     let value: serde_json::Value = parse_json(&bytes, &state.limits, "document")?;
     let create_only = headers
@@ -119,7 +119,7 @@ pub async fn patch(
     body: Body,
 ) -> Result<Response, ApiError> {
     writes_allowed(&state)?;
-    let segments = DataPath::parse(&path).segments().to_vec();
+    let segments = super::data_path(&path)?.segments().to_vec();
     let bytes = read_limited(body, &state.limits).await?;
     let ops: Vec<PatchOp> = parse_json(&bytes, &state.limits, "JSON Patch")?;
     push(&state, move |pushed, bundles| {
@@ -135,7 +135,7 @@ pub async fn delete(
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
     writes_allowed(&state)?;
-    let segments = DataPath::parse(&path).segments().to_vec();
+    let segments = super::data_path(&path)?.segments().to_vec();
     push(&state, move |pushed, bundles| {
         Pushed::check_writable(&segments, bundles)?;
         pushed.delete(&segments).map(Some)

@@ -76,14 +76,9 @@ impl Auth {
             .headers()
             .get(header::AUTHORIZATION)
             .map(|value| {
-                value
-                    .to_str()
-                    .ok()
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .map(str::trim)
-                    .ok_or_else(|| {
-                        unauthenticated("the Authorization header is not `Bearer TOKEN`")
-                    })
+                value.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+                    unauthenticated("the Authorization header is not `Bearer TOKEN`")
+                })
             })
             .transpose()?;
         // Without a token file, a bearer token identifies nobody (as in OPA
@@ -195,4 +190,11 @@ pub async fn guard(State(auth): State<Arc<Auth>>, mut request: Request, next: Ne
     auth.metrics.auth(AuthOutcome::Allowed);
     request.extensions_mut().insert(identity);
     next.run(request).await
+}
+/// The token of an `Authorization: Bearer TOKEN` value; the scheme is
+/// case-insensitive (RFC 9110 §11.1), the token is not.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
