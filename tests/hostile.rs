@@ -669,3 +669,41 @@ async fn the_bearer_scheme_is_case_insensitive() {
     assert_eq!(response.status(), 401);
     server.stop().await;
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn gzip_request_bodies_are_read_within_the_body_limit() {
+    let server = TestServer::start_with(|c| c.limits.max_body_bytes = 1 << 20).await;
+    let post = |body: Vec<u8>| {
+        server
+            .client
+            .post(server.url("/v1/data/edge/echo"))
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(body)
+            .send()
+    };
+    let response = post(gzip(br#"{"input": {"a": 1}}"#)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["result"], json!({"a": 1}));
+    // 64 MiB of spaces compress to ~64 KiB: the decompressed body is over the
+    // limit, and reading stops there.
+    let mut bomb = b"{\"input\": 1".to_vec();
+    bomb.extend(std::iter::repeat_n(b' ', 64 << 20));
+    bomb.push(b'}');
+    let compressed = gzip(&bomb);
+    assert!(compressed.len() < 1 << 20);
+    let response = post(compressed).await.unwrap();
+    assert_eq!(response.status(), 413);
+    // Not gzip at all: 400, not a crash.
+    let response = post(b"not gzip".to_vec()).await.unwrap();
+    assert_eq!(response.status(), 400);
+    server.stop().await;
+}
