@@ -60,6 +60,72 @@ struct BatchTimings {
     timer_server_handler_ns: u64,
 }
 
+/// One batch's inputs and what evaluating them needs, moved onto the lane.
+struct Batch {
+    state: AppState,
+    snapshot: std::sync::Arc<crate::pdp::Snapshot>,
+    path: crate::engine::DataPath,
+    inputs: BTreeMap<String, Value>,
+    deadline: Instant,
+    requester: Requester,
+    batch_decision_id: String,
+}
+
+impl Batch {
+    /// Evaluate every input (after the deadline, each fails unevaluated);
+    /// whether any failed, and the answers by id.
+    async fn evaluate(self) -> (bool, BTreeMap<String, BatchItem>) {
+        let Batch {
+            state,
+            snapshot,
+            path,
+            inputs,
+            deadline,
+            requester,
+            batch_decision_id,
+        } = self;
+        let mut any_error = false;
+        let mut responses = BTreeMap::new();
+        for (id, input) in inputs {
+            let logged = state.decision_log.is_some().then(|| input.clone());
+            let decision_id = new_decision_id();
+            let decided =
+                decide_before(&state, &snapshot, &path, Some(input), Some(deadline)).await;
+            state
+                .log_decision(|| {
+                    let (result, error) = match &decided {
+                        Ok(answer) => (answer.result.clone(), None),
+                        Err(err) => (Value::Undefined, Some(err.body())),
+                    };
+                    DecisionEvent {
+                        batch_decision_id: Some(batch_decision_id.clone()),
+                        input: logged.map_or(LoggedInput::None, LoggedInput::Value),
+                        result: result.into(),
+                        error,
+                        requested_by: requester.0.clone(),
+                        ..DecisionEvent::new(decision_id.clone(), path.clone(), snapshot.clone())
+                    }
+                })
+                .await;
+            let item = match decided {
+                Ok(answer) => BatchItem::Ok {
+                    decision_id,
+                    result: answer.result,
+                },
+                Err(error) => {
+                    any_error = true;
+                    BatchItem::Err {
+                        http_status_code: error.status.as_u16().to_string(),
+                        error: error.body(),
+                    }
+                }
+            };
+            responses.insert(id, item);
+        }
+        (any_error, responses)
+    }
+}
+
 /// `POST /v1/batch/data/{path}`.
 pub async fn batch_post(
     State(state): State<AppState>,
@@ -87,43 +153,20 @@ pub async fn batch_post(
     // after it is spent fail with the time limit error, unevaluated.
     let deadline = started + snapshot.policies.options().eval_timeout;
     let batch_decision_id = new_decision_id();
-    let mut any_error = false;
-    let mut responses = BTreeMap::new();
-    for (id, input) in request.inputs {
-        let logged = state.decision_log.is_some().then(|| input.clone());
-        let decision_id = new_decision_id();
-        let decided = decide_before(&state, &snapshot, &path, Some(input), Some(deadline)).await;
-        state
-            .log_decision(|| {
-                let (result, error) = match &decided {
-                    Ok(answer) => (answer.result.clone(), None),
-                    Err(err) => (Value::Undefined, Some(err.body())),
-                };
-                DecisionEvent {
-                    batch_decision_id: Some(batch_decision_id.clone()),
-                    input: logged.map_or(LoggedInput::None, LoggedInput::Value),
-                    result: result.into(),
-                    error,
-                    requested_by: requester.0,
-                    ..DecisionEvent::new(decision_id.clone(), path.clone(), snapshot.clone())
-                }
-            })
-            .await;
-        let item = match decided {
-            Ok(answer) => BatchItem::Ok {
-                decision_id,
-                result: answer.result,
-            },
-            Err(error) => {
-                any_error = true;
-                BatchItem::Err {
-                    http_status_code: error.status.as_u16().to_string(),
-                    error: error.body(),
-                }
-            }
-        };
-        responses.insert(id, item);
-    }
+    // The caller chooses what a batch costs (up to its time budget): it
+    // runs on the lane, off the workers that answer decisions.
+    let runtime = tokio::runtime::Handle::current();
+    let work = Batch {
+        state: state.clone(),
+        snapshot: snapshot.clone(),
+        path,
+        inputs: request.inputs,
+        deadline,
+        requester,
+        batch_decision_id: batch_decision_id.clone(),
+    };
+    let (any_error, responses) =
+        super::lane::run(move || runtime.block_on(work.evaluate())).await?;
     let body = BatchResponse {
         batch_decision_id,
         responses,

@@ -68,6 +68,15 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code::INVALID_PARAMETER, message)
     }
 
+    /// A 500 `internal_error`.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code::INTERNAL_ERROR,
+            message,
+        )
+    }
+
     /// Add a detail.
     pub fn with_detail(mut self, code: &str, message: String, location: Option<Location>) -> Self {
         self.errors.push(ErrorDetail {

@@ -9,6 +9,7 @@ mod data;
 mod decide;
 pub mod error;
 mod health;
+mod lane;
 pub mod overload;
 mod policies;
 mod query;

@@ -82,9 +82,10 @@ async fn answer(
         augmented.push_str(&format!("\n{} := {variable}", fresh(i)));
     }
     let eval_started = Instant::now();
-    let rows = snapshot
-        .policies
-        .query(&augmented, input)
+    // The caller chooses what a query costs: it runs on the lane, off the
+    // workers that answer decisions.
+    let rows = super::lane::run(move || snapshot.policies.query(&augmented, input))
+        .await?
         .map_err(ApiError::from)?;
     let eval_ns = elapsed_ns(eval_started);
     // As in OPA, a row in which an expression is false is not a result.
