@@ -75,6 +75,10 @@ pub enum LoadError {
     /// A Gatekeeper template or constraint is invalid.
     #[error(transparent)]
     Gatekeeper(#[from] GatekeeperError),
+    /// The snapshot built, but what had to happen before activating it
+    /// (persisting a write) failed.
+    #[error("not activated: the change could not be committed")]
+    NotCommitted,
     /// Shutdown has begun: nothing more is activated.
     #[error("shutting down: no new snapshot is activated")]
     ShuttingDown,
@@ -92,7 +96,10 @@ impl LoadError {
     /// Every problem as a positioned error.
     pub fn errors(&self) -> Vec<PolicyError> {
         match self {
-            LoadError::NoBundles | LoadError::ShuttingDown | LoadError::SelfTest { .. } => {
+            LoadError::NoBundles
+            | LoadError::ShuttingDown
+            | LoadError::NotCommitted
+            | LoadError::SelfTest { .. } => {
                 vec![PolicyError {
                     message: self.to_string(),
                     location: None,
@@ -168,8 +175,8 @@ pub enum PushError {
     /// conflicts with a rule); nothing changed.
     #[error("the write was not applied: {0}")]
     Load(#[from] LoadError),
-    /// The write was activated but could not be persisted.
-    #[error("the write is active but was not persisted: {0}")]
+    /// The write could not be persisted; it was not activated either.
+    #[error("the write could not be persisted and was not applied: {0}")]
     Persist(#[source] std::io::Error),
 }
 
@@ -369,11 +376,20 @@ impl DecisionPoint {
         let Some(next) = change(&current, &active.bundles)? else {
             return Ok(PushOutcome::NotModified);
         };
-        self.build_and_activate(&next)?;
+        // All or nothing: the write is persisted after its snapshot built
+        // and before it is activated; when persisting fails, the serving
+        // snapshot and pushed data stay as they were.
+        let mut persisted = Ok(());
+        let built = self.build_and_activate_if(&next, || match &self.persist {
+            Some(file) => {
+                persisted = next.save(file);
+                persisted.is_ok()
+            }
+            None => true,
+        });
+        persisted.map_err(PushError::Persist)?;
+        built?;
         self.pushed.store(Arc::new(next));
-        if let Some(file) = &self.persist {
-            self.pushed.load().save(file).map_err(PushError::Persist)?;
-        }
         Ok(PushOutcome::Applied)
     }
 
@@ -439,7 +455,18 @@ impl DecisionPoint {
 
     /// Build a snapshot from the sources plus `pushed` and activate it.
     fn build_and_activate(&self, pushed: &Pushed) -> Result<Arc<Snapshot>, LoadError> {
-        let outcome = self.build_and_swap(pushed);
+        self.build_and_activate_if(pushed, || true)
+    }
+
+    /// [`DecisionPoint::build_and_activate`], activating only when `commit`
+    /// (run after a successful build) says yes; otherwise
+    /// [`LoadError::NotCommitted`].
+    fn build_and_activate_if(
+        &self,
+        pushed: &Pushed,
+        commit: impl FnOnce() -> bool,
+    ) -> Result<Arc<Snapshot>, LoadError> {
+        let outcome = self.build_and_swap(pushed, commit);
         // The load's scratch (file text, parse tables, a refused build) and,
         // unless a request still holds it, the replaced snapshot are free
         // now: hand the memory back rather than keep the load's high-water
@@ -448,7 +475,11 @@ impl DecisionPoint {
         outcome
     }
 
-    fn build_and_swap(&self, pushed: &Pushed) -> Result<Arc<Snapshot>, LoadError> {
+    fn build_and_swap(
+        &self,
+        pushed: &Pushed,
+        commit: impl FnOnce() -> bool,
+    ) -> Result<Arc<Snapshot>, LoadError> {
         let started = Instant::now();
         self.read_fingerprints.store(Arc::new(
             self.sources
@@ -473,6 +504,9 @@ impl DecisionPoint {
             }) => {
                 if self.closed.load(Ordering::SeqCst) {
                     return Err(LoadError::ShuttingDown);
+                }
+                if !commit() {
+                    return Err(LoadError::NotCommitted);
                 }
                 let snapshot = Arc::new(Snapshot {
                     generation: self.generation.fetch_add(1, Ordering::SeqCst) + 1,

@@ -283,6 +283,40 @@ async fn pushed_data_survives_a_restart_only_when_persisted() {
 }
 
 #[tokio::test]
+async fn a_write_that_cannot_be_persisted_is_not_applied() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let file = state.join("pushed.json");
+    let persist = file.clone();
+    let server = TestServer::start_with(move |c| {
+        with_live(c);
+        c.data_writes.persist_file = Some(persist);
+    })
+    .await;
+    let doc = "/v1/data/live/usage/payments";
+    let (status, _) = send(&server, Method::PUT, doc, Some(json!({"cpu": 7})), false).await;
+    assert_eq!(status, 204);
+    // The state directory cannot be written (here a file stands where it
+    // was; in production a full disk or a read-only volume): the next
+    // write fails, and it is not served either.
+    std::fs::remove_dir_all(&state).unwrap();
+    std::fs::write(&state, "not a directory").unwrap();
+    let (status, body) = send(&server, Method::PUT, doc, Some(json!({"cpu": 9})), false).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.to_string().contains("not applied"), "{body}");
+    assert_eq!(server.get(doc).await.1["result"], json!({"cpu": 7}));
+    // Once it can be written again, writes apply and persist.
+    std::fs::remove_file(&state).unwrap();
+    let (status, _) = send(&server, Method::PUT, doc, Some(json!({"cpu": 11})), false).await;
+    assert_eq!(status, 204);
+    assert_eq!(server.get(doc).await.1["result"], json!({"cpu": 11}));
+    assert!(std::fs::read_to_string(&file).unwrap().contains("11"));
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn policies_can_be_pushed_replaced_and_deleted_but_not_bundle_modules() {
     use reqwest::Method;
     let server = TestServer::start_with(with_live).await;

@@ -47,7 +47,7 @@ impl From<PushError> for ApiError {
             PushError::Persist(err) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 code::INTERNAL_ERROR,
-                format!("the write is active but could not be persisted: {err}"),
+                format!("the write could not be persisted and was not applied: {err}"),
             ),
         }
     }
