@@ -461,6 +461,10 @@ pub struct Limits {
     /// Most requests handled at once per listener; beyond, 503 with
     /// `Retry-After` at once (health and metrics are never refused).
     pub max_in_flight: usize,
+    /// How long a client may take to send a request's header block (from
+    /// connecting, or from the previous response: an idle keep-alive
+    /// connection closes after it too), in milliseconds.
+    pub header_read_timeout_ms: u64,
     /// The largest result one call of a builtin that can multiply its
     /// arguments (`numbers.range`, `sprintf` widths, `concat`, `replace`)
     /// may build, in bytes; a larger one fails the evaluation.
@@ -529,6 +533,7 @@ impl Default for Limits {
             eval_timeout_ms: 100,
             max_batch_inputs: 1000,
             max_in_flight: 1024,
+            header_read_timeout_ms: 10_000,
             max_builtin_result_bytes: crate::engine::DEFAULT_MAX_BUILTIN_RESULT_BYTES,
         }
     }
@@ -795,6 +800,12 @@ impl Config {
         if self.limits.eval_timeout_ms == 0 {
             return Err(invalid(
                 "limits.eval_timeout_ms",
+                "must be greater than 0".into(),
+            ));
+        }
+        if self.limits.header_read_timeout_ms == 0 {
+            return Err(invalid(
+                "limits.header_read_timeout_ms",
                 "must be greater than 0".into(),
             ));
         }

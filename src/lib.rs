@@ -56,6 +56,7 @@ pub mod decision_log;
 pub mod engine;
 pub mod file_watch;
 pub mod gatekeeper;
+pub mod header_deadline;
 pub mod location;
 pub mod memory;
 pub mod metrics;

@@ -22,6 +22,7 @@ use crate::config::{Config, ConfigError};
 use crate::decision_log::DecisionLogger;
 use crate::engine::{DataPath, EngineOptions};
 use crate::file_watch::{watch_files, FileWatch};
+use crate::header_deadline::HeaderDeadline;
 use crate::metrics::Metrics;
 use crate::pdp::{DecisionPoint, LoadError};
 use crate::source::{watch_bundles, RemoteSource, SourceError, WatchHandle};
@@ -301,10 +302,13 @@ impl Server {
         let metrics = self.state.metrics.clone();
         let max_in_flight = self.state.limits.max_in_flight;
         let harden = |router| hardened(router, max_in_flight, &metrics);
+        // Every header block must arrive within the deadline.
+        let header_deadline =
+            std::time::Duration::from_millis(self.state.limits.header_read_timeout_ms);
         let admission = self.admission.map(|(listener, cert_watch)| {
             let router = harden(api::admission::router(self.state.clone()));
             let serve = axum::serve(
-                listener,
+                HeaderDeadline::new(listener, header_deadline),
                 router.into_make_service_with_connect_info::<api::ClientAddr>(),
             )
             .with_graceful_shutdown(stopped());
@@ -322,8 +326,8 @@ impl Server {
         type Serving = std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
         let (api, _api_cert_watch): (Serving, _) = match self.listener {
             ApiListener::Plain(listener) => {
-                let listener = listener.tap_io(|tcp| {
-                    if let Err(err) = tcp.set_nodelay(true) {
+                let listener = HeaderDeadline::new(listener, header_deadline).tap_io(|tcp| {
+                    if let Err(err) = tcp.get_ref().set_nodelay(true) {
                         tracing::debug!(error = %err, "could not set TCP_NODELAY");
                     }
                 });
@@ -336,7 +340,7 @@ impl Server {
             }
             ApiListener::Tls(listener, watch) => {
                 let serve = axum::serve(
-                    listener,
+                    HeaderDeadline::new(listener, header_deadline),
                     router.into_make_service_with_connect_info::<api::ClientAddr>(),
                 )
                 .with_graceful_shutdown(stopped());

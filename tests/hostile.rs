@@ -707,3 +707,31 @@ async fn gzip_request_bodies_are_read_within_the_body_limit() {
     assert_eq!(response.status(), 400);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_half_sent_request_header_is_dropped_at_the_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(|c| c.limits.header_read_timeout_ms = 300).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    // The server closes the connection (EOF or reset) without answering.
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read(&mut buf))
+        .await
+        .expect("the connection is closed before 5 s");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    // A connection that says nothing at all is closed too.
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), silent.read(&mut buf))
+        .await
+        .expect("the silent connection is closed before 5 s");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // Whole requests are answered as ever.
+    assert_eq!(server.get("/health").await.0, 200);
+    server.stop().await;
+}

@@ -102,11 +102,13 @@ pub struct ClientAddr {
     pub subject: Option<Arc<str>>,
 }
 
-impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+type TlsConnections = crate::header_deadline::HeaderDeadline<crate::tls::TlsListener>;
+
+impl Connected<IncomingStream<'_, TlsConnections>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, TlsConnections>) -> Self {
         ClientAddr {
             addr: *stream.remote_addr(),
-            subject: crate::tls::client_subject(stream.io()),
+            subject: crate::tls::client_subject(stream.io().get_ref()),
         }
     }
 }
