@@ -55,7 +55,7 @@ pub struct Config {
 }
 
 /// Data writes through the Data API.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataWritesConfig {
     /// Serve `PUT`, `PATCH` and `DELETE /v1/data/...` and policy pushes
@@ -70,16 +70,6 @@ pub struct DataWritesConfig {
     /// been pushed (or replayed from `persist_file`), for replicas whose
     /// decisions depend on pushed facts.
     pub ready_after_first_push: bool,
-}
-
-impl Default for DataWritesConfig {
-    fn default() -> Self {
-        DataWritesConfig {
-            enabled: false,
-            persist_file: None,
-            ready_after_first_push: false,
-        }
-    }
 }
 
 /// Decision logs.

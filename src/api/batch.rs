@@ -102,7 +102,7 @@ impl Batch {
                         input: logged.map_or(LoggedInput::None, LoggedInput::Value),
                         result: result.into(),
                         error,
-                        requested_by: requester.0.clone(),
+                        requested_by: requester.0,
                         ..DecisionEvent::new(decision_id.clone(), path.clone(), snapshot.clone())
                     }
                 })
