@@ -84,9 +84,14 @@ violations contains v if {
 	v := {"code": "invalid_field", "field": field, "message": sprintf("%s must be a string", [field])}
 }
 
+# Both maps are required: a request without usage would count as a team
+# using nothing and pass every quota. (A missing field is read through
+# object.get: in OPA, `not is_object(input.usage)` is undefined, not true,
+# when usage is missing.)
 violations contains v if {
+	is_object(input)
 	some field in ["resources", "usage"]
-	type_name(input[field]) != "object"
+	not is_object(object.get(input, field, null))
 	v := {"code": "invalid_field", "field": field, "message": sprintf("%s must be an object", [field])}
 }
 

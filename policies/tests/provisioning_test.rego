@@ -148,6 +148,20 @@ test_usage_that_is_not_a_number_is_denied_not_counted_as_zero if {
 	v == {"code": "invalid_field", "field": "usage.cpu", "message": "usage amounts must be numbers"}
 }
 
+test_missing_usage_or_resources_is_invalid_not_zero if {
+	# An orchestrator that forgets usage must not pass every quota.
+	no_usage := object.remove(request, ["usage"])
+	d := provisioning.decision with input as no_usage with data.platform as platform
+	not d.allowed
+	{"code": "invalid_field", "field": "usage", "message": "usage must be an object"} in d.violations
+	no_resources := object.remove(request, ["resources"])
+	e := provisioning.decision with input as no_resources with data.platform as platform
+	not e.allowed
+	{"code": "invalid_field", "field": "resources", "message": "resources must be an object"} in e.violations
+	codes(object.union(request, {"usage": null}))["invalid_field"]
+	codes(object.union(request, {"usage": [1]}))["invalid_field"]
+}
+
 test_non_object_input_is_denied if {
 	d := provisioning.decision with input as ["not", "a", "request"] with data.platform as platform
 	not d.allowed
