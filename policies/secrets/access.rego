@@ -144,6 +144,24 @@ leads := sort([person |
 	person != requester
 ])
 
+# Who reviews: the owning team's leads other than the requester; when there
+# are none (the sole lead asks for more than the automatic cap), the
+# configured fallback group (settings.fallback_approvers), never the
+# requester. With neither, the request is denied: a review that no one can
+# act on is no decision.
+approvers := leads if count(leads) > 0
+
+else := sort([person |
+	some person in object.get(settings, "fallback_approvers", [])
+	person != requester
+])
+
+deny_reasons contains msg if {
+	count(review_reasons) > 0
+	count(approvers) == 0
+	msg := sprintf("no one but %s can approve access to %s: add a lead to team %s or set secrets.fallback_approvers", [requester, service_name, service.team])
+}
+
 decision := {
 	"decision": "deny",
 	"reasons": sort(deny_reasons),
@@ -162,6 +180,6 @@ decision := {
 } else := {
 	"decision": "review",
 	"reasons": sort(review_reasons),
-	"approvers": leads,
+	"approvers": approvers,
 	"max_duration_seconds": settings.caps.hard_cap_seconds,
 }

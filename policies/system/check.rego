@@ -120,3 +120,9 @@ errors contains msg if {
 	not platform.classes[ns.class]
 	msg := sprintf("namespaces.%s has unknown class %v", [name, ns.class])
 }
+
+errors contains msg if {
+	some person in object.get(platform, ["secrets", "fallback_approvers"], [])
+	not platform.people[person]
+	msg := sprintf("secrets.fallback_approvers names %v, who is not in people", [person])
+}

@@ -20,6 +20,11 @@ test_allowances_must_be_merged_and_clear_of_protected_ranges if {
 	}
 }
 
+test_fallback_approvers_must_be_known_people if {
+	unknown := json.patch(fixtures.platform, [{"op": "add", "path": "/secrets/fallback_approvers", "value": ["ana", "nobody"]}])
+	check.errors == {"secrets.fallback_approvers names nobody, who is not in people"} with data.platform as unknown
+}
+
 test_every_kind_of_defect_is_reported if {
 	broken := json.patch(fixtures.platform, [
 		{"op": "remove", "path": "/teams/checkout/quota"},

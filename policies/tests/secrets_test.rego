@@ -43,6 +43,23 @@ test_lead_is_not_their_own_approver if {
 	d.approvers == ["dee"]
 }
 
+sole_lead := {"requester": "cruz", "secret_path": "kv/prod/checkout-api/token", "duration_seconds": 7200}
+
+test_a_sole_lead_over_the_cap_goes_to_the_fallback_approvers if {
+	# cruz is checkout's only lead: no lead but the requester can approve.
+	with_fallback := object.union(fixtures.platform, {"secrets": {"fallback_approvers": ["ana", "cruz"]}})
+	d := access.decision with input as object.union(base, sole_lead) with data.platform as with_fallback
+	d.decision == "review"
+	d.approvers == ["ana"]
+}
+
+test_a_review_no_one_can_act_on_is_denied if {
+	d := decide(sole_lead)
+	d.decision == "deny"
+	d.approvers == []
+	d.reasons == ["no one but cruz can approve access to checkout-api: add a lead to team checkout or set secrets.fallback_approvers"]
+}
+
 test_over_prod_cap_needs_review if {
 	d := decide({"duration_seconds": 7200})
 	d.decision == "review"
