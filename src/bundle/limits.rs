@@ -18,12 +18,13 @@ pub struct SizeLimits {
 }
 
 impl SizeLimits {
-    /// Default for the whole bundle: 256 MiB uncompressed.
-    pub const DEFAULT_BUNDLE_BYTES: u64 = 256 << 20;
-    /// Default for one file: 64 MiB uncompressed. A data file's values take
-    /// several times its text in memory (numbers most: see RELIABILITY.md),
-    /// so a larger file wants a deliberate setting.
-    pub const DEFAULT_FILE_BYTES: u64 = 64 << 20;
+    /// Default for the whole bundle: 32 MiB uncompressed.
+    pub const DEFAULT_BUNDLE_BYTES: u64 = 32 << 20;
+    /// Default for one file: 16 MiB uncompressed. A data file's values take
+    /// several times its text in memory, up to ~25 times for an array of
+    /// small numbers (16 MiB of `0,` took 416 MB: RELIABILITY.md), so a
+    /// larger file wants a deliberate setting and the memory for it.
+    pub const DEFAULT_FILE_BYTES: u64 = 16 << 20;
 }
 
 impl Default for SizeLimits {
