@@ -3,13 +3,17 @@
 //! Portcullis runs at activation (VM gaps, `every` indexes, undefined
 //! heads and functions, read sets) see arbitrary modules.
 //!
+//! A module that compiles is then evaluated, each package as a whole, so
+//! that what compiles cannot crash the process when it runs (recursion,
+//! builtins with huge results).
+//!
 //! An input's first byte picks the Rego version (even: v1, odd: v0); the
 //! rest is the module text. Besides not panicking, a refused module must
 //! say where: every error names the module's file, and a line of it when
 //! regorus gave one (row 0 is the file alone).
 
 use portcullis::bundle::{Bundle, Manifest, PolicyFile, RegoVersion};
-use portcullis::engine::{EngineOptions, PolicySet, Value};
+use portcullis::engine::{DataPath, EngineOptions, PolicySet, Value};
 
 /// The file name errors give the module.
 pub const MODULE_PATH: &str = "fuzz.rego";
@@ -40,7 +44,16 @@ pub fn compile(input: &[u8]) -> Option<Result<PolicySet, String>> {
     };
     let compiled = PolicySet::compile(&[bundle], EngineOptions::default());
     Some(match compiled {
-        Ok(set) => Ok(set),
+        Ok(set) => {
+            // What compiled must evaluate without crashing the process
+            // (recursion is refused above; builtins are bounded; the time
+            // limit holds): every package as a whole, with an empty input.
+            for module in set.modules() {
+                let package = DataPath::from_dotted(&module.package);
+                let _ = set.evaluate(&package, Some(Value::new_object()));
+            }
+            Ok(set)
+        }
         Err(err) => {
             let errors = err.errors();
             assert!(!errors.is_empty(), "a refusal without an error: {err}");
