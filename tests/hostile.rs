@@ -735,3 +735,47 @@ async fn a_half_sent_request_header_is_dropped_at_the_deadline() {
     assert_eq!(server.get("/health").await.0, 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_deepest_data_a_caller_can_build_is_evaluated_without_overflow() {
+    let server = TestServer::start_with(|c| {
+        c.bundles.push(common::repo("tests/fixtures/live"));
+        c.cache.enabled = false;
+    })
+    .await;
+    // The deepest path (128 segments) under a free root, holding the
+    // deepest body (64 levels): 192 levels of data.
+    let path = format!("/v1/data/live/usage{}", "/d".repeat(126));
+    let body = format!("{}1{}", "{\"d\": ".repeat(63), "}".repeat(63));
+    let response = server
+        .client
+        .put(server.url(&path))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    for query in [
+        "x := count([p | walk(data.live, [p, _])])",
+        "x := json.marshal(data.live)",
+        "x := data.live == data.live",
+    ] {
+        let (status, body) = server
+            .post("/v1/query", json!({ "query": query }).to_string())
+            .await;
+        assert_eq!(status, 200, "{query}: {body}");
+    }
+    let (status, _) = server.get("/v1/data/live").await;
+    assert_eq!(status, 200);
+    // A deeper path is refused before anything is written.
+    let deeper = format!("/v1/data/live/usage{}", "/d".repeat(127));
+    let response = server
+        .client
+        .put(server.url(&deeper))
+        .body("1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    server.stop().await;
+}
