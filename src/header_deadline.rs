@@ -115,8 +115,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Deadlined<T> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if this.timer.is_some() {
-                    let new = buf.filled()[filled..].to_vec();
-                    this.scan(&new);
+                    this.scan(&buf.filled()[filled..]);
                 }
                 Poll::Ready(Ok(()))
             }
