@@ -419,8 +419,15 @@ fn evaluate_review(
         warnings: Vec::new(),
         violations: Vec::new(),
     };
+    // The policies and every constraint share one time budget.
+    let deadline = std::time::Instant::now() + snapshot.policies.options().eval_timeout;
     if policies_apply {
-        let decision = pdp::decide_on(snapshot.clone(), &settings.decision, Some(review.clone()))?;
+        let decision = pdp::decide_before(
+            snapshot.clone(),
+            &settings.decision,
+            Some(review.clone()),
+            Some(deadline),
+        )?;
         metrics.evaluated(
             settings.decision.as_ref_str(),
             std::time::Duration::from_nanos(decision.eval_ns),
@@ -445,11 +452,11 @@ fn evaluate_review(
         );
     }
     if constraints_apply {
-        let found = snapshot
-            .gatekeeper
-            .review_timed(&review["request"], |constraint, elapsed| {
-                metrics.constraint_evaluated(constraint, elapsed)
-            });
+        let found = snapshot.gatekeeper.review_timed(
+            &review["request"],
+            Some(deadline),
+            |constraint, elapsed| metrics.constraint_evaluated(constraint, elapsed),
+        );
         for violation in found {
             let message = format!("[{}] {}", violation.constraint, violation.message);
             match violation.action {

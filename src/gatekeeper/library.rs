@@ -234,14 +234,18 @@ impl Library {
     /// A constraint whose evaluation fails is reported as a violation of its
     /// own, so a broken template never lets a request through unnoticed.
     pub fn review(&self, request: &Value) -> Vec<Violation> {
-        self.review_timed(request, |_, _| {})
+        self.review_timed(request, None, |_, _| {})
     }
 
     /// [`Library::review`], reporting how long each evaluated constraint
-    /// took (name, duration) to `timed`.
+    /// took (name, duration) to `timed`. With a `deadline` (the end of the
+    /// review's time budget), each constraint evaluates for no longer than
+    /// is left of it, and one evaluated after it fails (as a violation of
+    /// its own: the review fails closed).
     pub fn review_timed(
         &self,
         request: &Value,
+        deadline: Option<std::time::Instant>,
         mut timed: impl FnMut(&str, std::time::Duration),
     ) -> Vec<Violation> {
         let subject = Subject::from_request(request, &self.inventory);
@@ -251,7 +255,8 @@ impl Library {
                 continue;
             }
             let started = std::time::Instant::now();
-            let evaluated = self.evaluate(constraint, request);
+            let limit = deadline.map(|d| d.saturating_duration_since(started));
+            let evaluated = self.evaluate(constraint, request, limit);
             timed(&constraint.def.name, started.elapsed());
             match evaluated {
                 Ok(found) => violations.extend(found),
@@ -272,6 +277,7 @@ impl Library {
         &self,
         constraint: &Constraint,
         request: &Value,
+        limit: Option<std::time::Duration>,
     ) -> Result<Vec<Violation>, EvalError> {
         let template = &self.templates[constraint.template];
         let mut input = Value::new_object();
@@ -279,9 +285,9 @@ impl Library {
             fields.insert(Value::from("review"), request.clone());
             fields.insert(Value::from("parameters"), constraint.parameters.clone());
         }
-        let result = template
-            .policies
-            .evaluate(&template.violation, Some(input))?;
+        let policies = &template.policies;
+        let limit = limit.unwrap_or(policies.options().eval_timeout);
+        let result = policies.evaluate_within(&template.violation, Some(input), limit)?;
         let items: Vec<&Value> = match &result {
             Value::Set(items) => items.iter().collect(),
             Value::Array(items) => items.iter().collect(),
