@@ -8,7 +8,7 @@ use std::path::Path;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{is_bundle_file, is_hidden_dir, relative_path};
+use super::{is_bundle_file, relative_path, walk};
 
 /// The fingerprint of the bundle at `path` (a directory or an archive);
 /// `None` when it cannot be read (missing, or mid-replacement), which
@@ -16,12 +16,7 @@ use super::{is_bundle_file, is_hidden_dir, relative_path};
 pub fn fingerprint(path: &Path) -> Option<u64> {
     let mut hasher = Xxh3::new();
     if path.is_dir() {
-        let walker = walkdir::WalkDir::new(path)
-            .follow_links(true)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|entry| entry.depth() == 0 || !is_hidden_dir(entry));
-        for entry in walker {
+        for entry in walk(path) {
             let entry = entry.ok()?;
             let name = entry.file_name().to_string_lossy();
             if !entry.file_type().is_file() || !is_bundle_file(&name) {

@@ -269,12 +269,7 @@ fn load_dir_sharing(
     }
     let mut files = Vec::new();
     let mut budget = limits::Budget::new(limits);
-    let walker = walkdir::WalkDir::new(dir)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|entry| entry.depth() == 0 || !is_hidden_dir(entry));
-    for entry in walker {
+    for entry in walk(dir) {
         let entry = entry.map_err(|err| BundleError::Io {
             path: err.path().unwrap_or(dir).to_path_buf(),
             source: err
@@ -421,6 +416,16 @@ fn bundle_name(dir: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "bundle".to_string())
+}
+
+/// Every entry below a bundle directory, sorted by name, links followed,
+/// hidden directories below the top skipped ([`load_dir`] says why).
+pub(crate) fn walk(dir: &Path) -> impl Iterator<Item = walkdir::Result<walkdir::DirEntry>> {
+    walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| entry.depth() == 0 || !is_hidden_dir(entry))
 }
 
 fn is_hidden_dir(entry: &walkdir::DirEntry) -> bool {
