@@ -53,8 +53,11 @@ impl<L: axum::serve::Listener> axum::serve::Listener for HeaderDeadline<L> {
 pub struct Deadlined<T> {
     inner: T,
     deadline: Duration,
-    /// Armed while a header block is awaited or being read.
-    timer: Option<Pin<Box<Sleep>>>,
+    /// When the header block awaited must have arrived (one allocation
+    /// per connection, reset for each request).
+    timer: Pin<Box<Sleep>>,
+    /// Whether a header block is awaited or being read.
+    armed: bool,
     /// How much of `\r\n\r\n` the bytes read last ended with.
     matched: usize,
 }
@@ -64,7 +67,8 @@ impl<T> Deadlined<T> {
         Deadlined {
             inner,
             deadline,
-            timer: Some(Box::pin(tokio::time::sleep(deadline))),
+            timer: Box::pin(tokio::time::sleep(deadline)),
+            armed: true,
             matched: 0,
         }
     }
@@ -76,10 +80,9 @@ impl<T> Deadlined<T> {
 
     /// Start the clock for the next header block (after a response).
     fn arm(&mut self) {
-        if self.timer.is_none() {
-            self.timer = Some(Box::pin(tokio::time::sleep_until(
-                Instant::now() + self.deadline,
-            )));
+        if !self.armed {
+            self.timer.as_mut().reset(Instant::now() + self.deadline);
+            self.armed = true;
             self.matched = 0;
         }
     }
@@ -96,7 +99,7 @@ impl<T> Deadlined<T> {
                 0
             };
             if self.matched == END.len() {
-                self.timer = None;
+                self.armed = false;
                 self.matched = 0;
                 return;
             }
@@ -114,17 +117,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for Deadlined<T> {
         let filled = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if this.timer.is_some() {
+                if this.armed {
                     this.scan(&buf.filled()[filled..]);
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
             Poll::Pending => {
-                let overdue = this
-                    .timer
-                    .as_mut()
-                    .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+                let overdue = this.armed && this.timer.as_mut().poll(cx).is_ready();
                 if overdue {
                     Poll::Ready(Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
@@ -229,11 +229,11 @@ mod tests {
         runtime.block_on(async {
             let mut conn = Deadlined::new(server, Duration::from_secs(1));
             conn.scan(b"GET / HTTP/1.1\r\nA: b\r");
-            assert!(conn.timer.is_some());
+            assert!(conn.armed);
             conn.scan(b"\n\r");
-            assert!(conn.timer.is_some());
+            assert!(conn.armed);
             conn.scan(b"\n");
-            assert!(conn.timer.is_none());
+            assert!(!conn.armed);
         });
     }
 }

@@ -16,14 +16,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use super::body::{check_depth, malformed, read_limited};
+use super::body::{check_depth, malformed, read_limited, RequestBody};
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState, Requester};
 use crate::cache::stream::{self, Captures};
@@ -160,7 +159,7 @@ fn invalid_review(message: &str) -> ApiError {
 pub async fn admit(
     State(state): State<AppState>,
     requester: Requester,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
     let settings = state

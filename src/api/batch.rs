@@ -5,13 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::body::{parse_json, read_limited};
+use super::body::{parse_json, read_limited, RequestBody};
 use super::data::{active_snapshot, elapsed_ns, Provenance};
 use super::decide::decide_before;
 use super::error::ApiError;
@@ -132,7 +131,7 @@ pub async fn batch_post(
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
     requester: Requester,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let flags = QueryFlags::parse(query.as_deref());

@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::body::{check_depth, malformed, parse_json, read_limited};
+use super::body::{check_depth, malformed, parse_json, read_limited, RequestBody};
 use super::decide::decide;
 use super::error::ApiError;
 use super::{json_response, new_decision_id, AppState, QueryFlags, Requester};
@@ -248,7 +247,7 @@ async fn v1_post_inner(
     path: &str,
     query: Option<String>,
     requester: Requester,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let flags = QueryFlags::parse(query.as_deref());
@@ -292,7 +291,7 @@ pub async fn v1_post(
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
     requester: Requester,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     v1_post_inner(state, &path, query, requester, body).await
 }
@@ -302,7 +301,7 @@ pub async fn v1_post_root(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     requester: Requester,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     v1_post_inner(state, "", query, requester, body).await
 }
@@ -339,7 +338,7 @@ async fn answer_raw(
     state: &AppState,
     path: &DataPath,
     requester: Requester,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let bytes = read_limited(body, &state.limits).await?;
@@ -391,7 +390,7 @@ pub async fn v0_post(
     State(state): State<AppState>,
     Path(path): Path<String>,
     requester: Requester,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     answer_raw(&state, &super::data_path(&path)?, requester, body).await
 }
@@ -400,7 +399,7 @@ pub async fn v0_post(
 pub async fn v0_post_root(
     State(state): State<AppState>,
     requester: Requester,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     answer_raw(&state, &DataPath::parse(""), requester, body).await
 }
@@ -409,7 +408,7 @@ pub async fn v0_post_root(
 pub async fn default_decision(
     State(state): State<AppState>,
     requester: Requester,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     let path = state.default_decision.clone();
     answer_raw(&state, &path, requester, body).await

@@ -183,10 +183,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        // `Content-Encoding: gzip` bodies, as OPA accepts them: decompressed
-        // as they are read, so the body limit holds for the decompressed
-        // bytes (a compression bomb stops at `limits.max_body_bytes`).
-        .layer(tower_http::decompression::RequestDecompressionLayer::new())
 }
 
 /// Time every routed request into `portcullis_http_request_duration_seconds`

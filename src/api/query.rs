@@ -6,14 +6,13 @@
 
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::body::{parse_json, read_limited};
+use super::body::{parse_json, read_limited, RequestBody};
 use super::data::{active_snapshot, elapsed_ns};
 use super::error::{code, ApiError};
 use super::{json_response, AppState, QueryFlags};
@@ -127,7 +126,7 @@ async fn answer(
 pub async fn post(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let flags = QueryFlags::parse(raw.as_deref());

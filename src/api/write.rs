@@ -10,12 +10,11 @@
 //! positions and nothing is activated) and `DELETE`; modules that came from
 //! a bundle cannot be changed this way (403).
 
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::body::{parse_json, read_limited};
+use super::body::{parse_json, read_limited, RequestBody};
 use super::error::{code, ApiError};
 use super::AppState;
 use crate::engine::DataPath;
@@ -93,7 +92,7 @@ pub async fn put(
     State(state): State<AppState>,
     Path(path): Path<String>,
     headers: HeaderMap,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     writes_allowed(&state)?;
     let segments = super::data_path(&path)?.segments().to_vec();
@@ -116,7 +115,7 @@ pub async fn put(
 pub async fn patch(
     State(state): State<AppState>,
     Path(path): Path<String>,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     writes_allowed(&state)?;
     let segments = super::data_path(&path)?.segments().to_vec();
@@ -197,7 +196,7 @@ fn empty_ok(response: Response) -> Response {
 pub async fn put_policy(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     writes_allowed(&state)?;
     not_a_bundle_module(&state, &id)?;
