@@ -37,8 +37,11 @@ pub const GUARDED: [&str; 6] = [
 const RANGE_ELEMENT_BYTES: u64 = 16;
 
 /// Replace the guarded builtins of `engine`'s interpreter by bounded ones:
-/// a result larger than `max_bytes` is an error.
-pub fn register(engine: &mut regorus::Engine, max_bytes: u64) -> anyhow::Result<()> {
+/// a result larger than `max_bytes` is an error. `strict` must be the
+/// engine's own strict-builtin-errors setting (regorus's default, `true`,
+/// which the policy sets keep), so that a builtin error is raised exactly
+/// where regorus's builtin would raise it.
+pub fn register(engine: &mut regorus::Engine, max_bytes: u64, strict: bool) -> anyhow::Result<()> {
     for name in GUARDED {
         let (builtin, arity) = *BUILTINS
             .get(name)
@@ -63,7 +66,7 @@ pub fn register(engine: &mut regorus::Engine, max_bytes: u64) -> anyhow::Result<
                     })
                 })
                 .collect();
-            builtin(&span, &params, &args, false)
+            builtin(&span, &params, &args, strict)
         };
         engine.add_extension(name.to_string(), arity, Box::new(guarded))?;
     }
@@ -317,7 +320,7 @@ mod tests {
 
     fn engine(max_bytes: u64) -> regorus::Engine {
         let mut engine = regorus::Engine::new();
-        register(&mut engine, max_bytes).unwrap();
+        register(&mut engine, max_bytes, true).unwrap();
         engine
     }
 
@@ -363,6 +366,39 @@ mod tests {
         // Wrong types are regorus's business: its own error, as before.
         let err = query(&mut e, r#"numbers.range("a", 3)"#).unwrap_err();
         assert!(err.contains("expects numeric argument"), "{err}");
+    }
+
+    #[test]
+    fn under_the_bound_answers_are_the_unguarded_engine_s() {
+        let mut guarded = engine(1 << 20);
+        let mut plain = regorus::Engine::new();
+        for q in [
+            "x := numbers.range(1.5, 3)",
+            "x := numbers.range(3, 1)",
+            "x := numbers.range_step(10, 0, 3)",
+            "x := numbers.range_step(0, 10, 0)",
+            r#"x := sprintf("%d %v %s %x", [1, {"a": [1]}, "s", 255])"#,
+            r#"x := sprintf("%5.2f|%-4d|%q", [3.14159, 7, "q"])"#,
+            r#"x := sprintf(1, [])"#,
+            r#"x := concat(", ", {"b", "a"})"#,
+            r#"x := concat(", ", [1, 2])"#,
+            r#"x := replace("aaa", "", "-")"#,
+            r#"x := replace(1, "a", "b")"#,
+            r#"x := strings.replace_n({"a": "b", "b": "c"}, "ab")"#,
+            r#"x := strings.replace_n({"a": 1}, "ab")"#,
+            r#"not numbers.range(1.5, 3)"#,
+        ] {
+            // Values are identical; an error says the same, placed at the
+            // call rather than at the argument.
+            let last_line = |r: Result<Value, String>| {
+                r.map_err(|e| e.lines().last().unwrap_or_default().to_string())
+            };
+            assert_eq!(
+                last_line(query(&mut guarded, q)),
+                last_line(query(&mut plain, q)),
+                "{q}"
+            );
+        }
     }
 
     #[test]

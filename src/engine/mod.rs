@@ -178,7 +178,7 @@ impl PolicySet {
         let mut engine = regorus::Engine::new();
         engine.set_execution_timer_config(timer);
         cidr::register(&mut engine).map_err(|err| CompileError::Builtins(err.to_string()))?;
-        builtin_guards::register(&mut engine, options.max_builtin_result_bytes)
+        builtin_guards::register(&mut engine, options.max_builtin_result_bytes, true)
             .map_err(|err| CompileError::Builtins(err.to_string()))?;
         let mut errors = Vec::new();
         let mut modules = Vec::new();
