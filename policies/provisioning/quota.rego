@@ -79,9 +79,17 @@ max_ttl_hours := class.max_ttl_hours
 string_fields := ["name", "team", "class", "owner"]
 
 violations contains v if {
+	is_object(input)
 	some field in string_fields
-	not is_string(input[field])
+	not is_string(object.get(input, field, null))
 	v := {"code": "invalid_field", "field": field, "message": sprintf("%s must be a string", [field])}
+}
+
+# A request that is not an object is refused as a whole (in OPA, the
+# field rules below are undefined on it, and it would pass).
+violations contains v if {
+	not is_object(input)
+	v := {"code": "invalid_field", "field": "", "message": "the request must be a JSON object"}
 }
 
 # Both maps are required: a request without usage would count as a team

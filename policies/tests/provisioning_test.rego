@@ -165,6 +165,7 @@ test_missing_usage_or_resources_is_invalid_not_zero if {
 test_non_object_input_is_denied if {
 	d := provisioning.decision with input as ["not", "a", "request"] with data.platform as platform
 	not d.allowed
+	{"code": "invalid_field", "field": "", "message": "the request must be a JSON object"} in d.violations
 }
 
 test_name_edges if {
