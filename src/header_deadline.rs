@@ -28,11 +28,6 @@ impl<L> HeaderDeadline<L> {
     pub fn new(inner: L, deadline: Duration) -> HeaderDeadline<L> {
         HeaderDeadline { inner, deadline }
     }
-
-    /// The wrapped listener.
-    pub fn inner(&self) -> &L {
-        &self.inner
-    }
 }
 
 impl<L: axum::serve::Listener> axum::serve::Listener for HeaderDeadline<L> {

@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::pki::client_trusting;
 use common::{repo, TestServer};
 use serde_json::{json, Value};
 
@@ -35,14 +36,6 @@ fn pki_valid_until(not_after: Option<(i32, u8, u8)>) -> Pki {
 fn install(pki: &Pki, dir: &Path) {
     std::fs::write(dir.join("tls.crt"), &pki.cert_pem).unwrap();
     std::fs::write(dir.join("tls.key"), &pki.key_pem).unwrap();
-}
-
-fn client_trusting(ca_pem: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
 }
 
 async fn start(dir: &Path) -> Result<TestServer, String> {

@@ -369,10 +369,7 @@ async fn admission_metric_labels_come_from_bounded_sets() {
         c.admission.key_file = Some(tls.join("tls.key"));
     })
     .await;
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
+    let client = common::pki::client_trusting(&ca.pem());
     let url = format!("{}/v1/admit", server.admission_base.as_ref().unwrap());
     for i in 0..20 {
         // A distinct 64 KiB kind and operation per review, in a namespace

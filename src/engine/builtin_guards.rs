@@ -11,7 +11,8 @@
 //!   computes the size of the result from the arguments first and fails
 //!   with an `eval_builtin_error` over the limit; under it, the result is
 //!   regorus's own (the call is handed to its builtin), so answers are
-//!   unchanged.
+//!   unchanged (an error it raises is placed at the call rather than at the
+//!   argument).
 //! - The VM calls regorus's builtins directly, so an entry point calling
 //!   one of them with arguments that could make the result large (a range
 //!   whose bounds are not small literals, a format that is not a literal)

@@ -250,13 +250,9 @@ pub struct RuleSummary {
 /// while summarising, to find references to part of a rule tree.
 pub(super) type StaticRefs = Vec<(Vec<String>, Location)>;
 
-/// Summarise every rule of an engine's modules.
-pub fn summarise(engine: &mut regorus::Engine) -> Vec<RuleSummary> {
-    summarise_with_refs(engine).0
-}
-
-/// [`summarise`], with each rule's static references (in the same order):
-/// what [`super::recursion`] builds its graph from.
+/// Summarise every rule of an engine's modules, with each rule's static
+/// references (in the same order): what [`super::recursion`] builds its
+/// graph from.
 pub(super) fn summarise_with_refs(
     engine: &mut regorus::Engine,
 ) -> (Vec<RuleSummary>, Vec<StaticRefs>) {
@@ -946,7 +942,7 @@ mod tests {
                 .add_policy(format!("m{i}.rego"), source.to_string())
                 .unwrap();
         }
-        summarise(&mut engine)
+        summarise_with_refs(&mut engine).0
     }
 
     fn reads(modules: &[&str], entry: &str) -> ReadSet {

@@ -53,3 +53,13 @@ impl TestCa {
         format!("{}{}", cert.pem(), key.serialize_pem())
     }
 }
+
+/// An HTTPS client that trusts `ca_pem` and keeps no idle connections (so
+/// each request handshakes afresh and sees the current certificate).
+pub fn client_trusting(ca_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
