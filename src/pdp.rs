@@ -77,8 +77,8 @@ pub enum LoadError {
     Gatekeeper(#[from] GatekeeperError),
     /// The snapshot built, but what had to happen before activating it
     /// (persisting a write) failed.
-    #[error("not activated: the change could not be committed")]
-    NotCommitted,
+    #[error("not activated: the change could not be committed: {0}")]
+    NotCommitted(#[source] std::io::Error),
     /// Shutdown has begun: nothing more is activated.
     #[error("shutting down: no new snapshot is activated")]
     ShuttingDown,
@@ -98,7 +98,7 @@ impl LoadError {
         match self {
             LoadError::NoBundles
             | LoadError::ShuttingDown
-            | LoadError::NotCommitted
+            | LoadError::NotCommitted(_)
             | LoadError::SelfTest { .. } => {
                 vec![PolicyError {
                     message: self.to_string(),
@@ -379,16 +379,14 @@ impl DecisionPoint {
         // All or nothing: the write is persisted after its snapshot built
         // and before it is activated; when persisting fails, the serving
         // snapshot and pushed data stay as they were.
-        let mut persisted = Ok(());
         let built = self.build_and_activate_if(&next, || match &self.persist {
-            Some(file) => {
-                persisted = next.save(file);
-                persisted.is_ok()
-            }
-            None => true,
+            Some(file) => next.save(file),
+            None => Ok(()),
         });
-        persisted.map_err(PushError::Persist)?;
-        built?;
+        match built {
+            Err(LoadError::NotCommitted(err)) => return Err(PushError::Persist(err)),
+            built => built?,
+        };
         self.pushed.store(Arc::new(next));
         Ok(PushOutcome::Applied)
     }
@@ -439,12 +437,15 @@ impl DecisionPoint {
     /// Whether the sources' content differs from what the last build read
     /// ([`bundle::fingerprint`]): a watcher reloads only then.
     pub fn sources_changed(&self) -> bool {
-        let now: Vec<Option<u64>> = self
-            .sources
+        self.source_fingerprints() != **self.read_fingerprints.load()
+    }
+
+    /// The content fingerprint of each source, in order.
+    fn source_fingerprints(&self) -> Vec<Option<u64>> {
+        self.sources
             .iter()
             .map(|s| bundle::fingerprint(s))
-            .collect();
-        now != **self.read_fingerprints.load()
+            .collect()
     }
 
     /// Activate nothing more: shutdown has begun. A reload that is building
@@ -455,16 +456,16 @@ impl DecisionPoint {
 
     /// Build a snapshot from the sources plus `pushed` and activate it.
     fn build_and_activate(&self, pushed: &Pushed) -> Result<Arc<Snapshot>, LoadError> {
-        self.build_and_activate_if(pushed, || true)
+        self.build_and_activate_if(pushed, || Ok(()))
     }
 
     /// [`DecisionPoint::build_and_activate`], activating only when `commit`
-    /// (run after a successful build) says yes; otherwise
-    /// [`LoadError::NotCommitted`].
+    /// (run after a successful build) succeeds; otherwise
+    /// [`LoadError::NotCommitted`] with its error.
     fn build_and_activate_if(
         &self,
         pushed: &Pushed,
-        commit: impl FnOnce() -> bool,
+        commit: impl FnOnce() -> std::io::Result<()>,
     ) -> Result<Arc<Snapshot>, LoadError> {
         let outcome = self.build_and_swap(pushed, commit);
         // The load's scratch (file text, parse tables, a refused build) and,
@@ -478,15 +479,11 @@ impl DecisionPoint {
     fn build_and_swap(
         &self,
         pushed: &Pushed,
-        commit: impl FnOnce() -> bool,
+        commit: impl FnOnce() -> std::io::Result<()>,
     ) -> Result<Arc<Snapshot>, LoadError> {
         let started = Instant::now();
-        self.read_fingerprints.store(Arc::new(
-            self.sources
-                .iter()
-                .map(|s| bundle::fingerprint(s))
-                .collect(),
-        ));
+        self.read_fingerprints
+            .store(Arc::new(self.source_fingerprints()));
         // The serving data is held only for the build (a temporary), so
         // the old snapshot can go as soon as the new one is swapped in.
         let built = build_with_pushed(
@@ -505,9 +502,7 @@ impl DecisionPoint {
                 if self.closed.load(Ordering::SeqCst) {
                     return Err(LoadError::ShuttingDown);
                 }
-                if !commit() {
-                    return Err(LoadError::NotCommitted);
-                }
+                commit().map_err(LoadError::NotCommitted)?;
                 let snapshot = Arc::new(Snapshot {
                     generation: self.generation.fetch_add(1, Ordering::SeqCst) + 1,
                     policies,
