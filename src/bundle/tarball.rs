@@ -47,7 +47,7 @@ pub fn load_tarball(
     let mut seen = HashSet::new();
     let mut budget = Budget::new(limits);
     for entry in entries {
-        let entry = entry.map_err(|err| archive_error(format!("corrupt archive: {err}")))?;
+        let mut entry = entry.map_err(|err| archive_error(format!("corrupt archive: {err}")))?;
         let raw_path = entry
             .path()
             .map_err(|err| archive_error(format!("bad member name: {err}")))?
@@ -78,54 +78,24 @@ pub fn load_tarball(
         if !is_bundle_file(&file_name) {
             continue;
         }
-        // The declared size was taken from the budget already; read at most
-        // that much (a member never holds more than its header says).
-        let cap = declared.saturating_add(1);
+        // The declared size was taken from the budget already, and the tar
+        // reader yields exactly that many bytes of a member.
         if verifier.is_none() && file_name == "data.json" {
             // No signature to check against its bytes: parse the member as
             // it comes out of the archive, never holding its text whole.
             let shown = path.join(&member);
             let previous = previous.map(|serving| data::value_at(serving, &data_dir(&member)));
-            let mut counted = Counted {
-                inner: entry.take(cap),
-                read: 0,
-            };
-            let parsed = data::parse_json_reader(&mut counted, &shown, previous);
-            if counted.read > declared {
-                return Err(archive_error(format!(
-                    "{member}: longer than its header says"
-                )));
-            }
-            files.push(RawFile::unread(member, UnreadData::Parsed(parsed?)));
+            let parsed = data::parse_json_reader(&mut entry, &shown, previous)?;
+            files.push(RawFile::unread(member, UnreadData::Parsed(parsed)));
             continue;
         }
         let mut text = String::new();
-        let read = entry
-            .take(cap)
+        entry
             .read_to_string(&mut text)
             .map_err(|err| archive_error(format!("{member}: {err}")))?;
-        if read as u64 > declared {
-            return Err(archive_error(format!(
-                "{member}: longer than its header says"
-            )));
-        }
         files.push(RawFile::read(member, text));
     }
     assemble(tarball_name(path), path, files, verifier, previous)
-}
-
-/// A reader that counts the bytes it hands out.
-struct Counted<R> {
-    inner: R,
-    read: u64,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        Ok(n)
-    }
 }
 
 /// A member path without its leading `/` or `./`; `None` if it climbs out
