@@ -372,11 +372,18 @@ pub struct EngineConfig {
     /// Run entry points on regorus's bytecode VM where it compiles them;
     /// `false` keeps every evaluation on the interpreter.
     pub vm: bool,
+    /// A builtin that fails (`to_number("x")`, a division by zero) fails
+    /// the decision. Off, OPA's default: the call is undefined and
+    /// evaluation goes on.
+    pub strict_builtin_errors: bool,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { vm: true }
+        EngineConfig {
+            vm: true,
+            strict_builtin_errors: false,
+        }
     }
 }
 
@@ -569,7 +576,7 @@ pub enum ConfigError {
 }
 
 /// The environment variables read, and the key each sets.
-pub const ENV_KEYS: [(&str, &str); 25] = [
+pub const ENV_KEYS: [(&str, &str); 26] = [
     ("PORTCULLIS_ADDR", "server.addr"),
     ("PORTCULLIS_BUNDLES", "bundles"),
     ("PORTCULLIS_DEFAULT_DECISION", "default_decision"),
@@ -579,6 +586,10 @@ pub const ENV_KEYS: [(&str, &str); 25] = [
     ("PORTCULLIS_MAX_BATCH_INPUTS", "limits.max_batch_inputs"),
     ("PORTCULLIS_MAX_IN_FLIGHT", "limits.max_in_flight"),
     ("PORTCULLIS_ENGINE_VM", "engine.vm"),
+    (
+        "PORTCULLIS_ENGINE_STRICT_BUILTIN_ERRORS",
+        "engine.strict_builtin_errors",
+    ),
     ("PORTCULLIS_WATCH", "watch.enabled"),
     ("PORTCULLIS_WATCH_DEBOUNCE_MS", "watch.debounce_ms"),
     ("PORTCULLIS_LOG_LEVEL", "log.level"),
@@ -682,6 +693,7 @@ impl Config {
             "limits.max_batch_inputs" => self.limits.max_batch_inputs = number(value)?,
             "limits.max_in_flight" => self.limits.max_in_flight = number(value)?,
             "engine.vm" => self.engine.vm = boolean(value)?,
+            "engine.strict_builtin_errors" => self.engine.strict_builtin_errors = boolean(value)?,
             "watch.enabled" => self.watch.enabled = boolean(value)?,
             "watch.debounce_ms" => self.watch.debounce_ms = number(value)?,
             "cache.enabled" => self.cache.enabled = boolean(value)?,

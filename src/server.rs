@@ -115,6 +115,7 @@ impl Server {
             eval_timeout: config.eval_timeout(),
             use_vm: config.engine.vm,
             max_builtin_result_bytes: config.limits.max_builtin_result_bytes,
+            strict_builtin_errors: config.engine.strict_builtin_errors,
         };
         let verifier = match &config.verification {
             Some(settings) => Some(Arc::new(Verifier::new(settings).map_err(|err| {

@@ -34,7 +34,9 @@ default object_name := "(unnamed)"
 object_name := obj.metadata.name if is_string(obj.metadata.name)
 
 object_name := concat("", [obj.metadata.generateName, "*"]) if {
-	not is_string(obj.metadata.name)
+	# Not `not is_string(obj.metadata.name)`: in OPA that is undefined, not
+	# true, when the name is missing (as it is for generated names).
+	not is_string(object.get(obj, ["metadata", "name"], null))
 	is_string(obj.metadata.generateName)
 }
 

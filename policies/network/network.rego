@@ -42,13 +42,20 @@ namespaces := {ns | some ns in declared_namespaces; is_string(ns)} | {ns |
 	is_string(ns)
 }
 
+# A top-level field of the request, null when it is missing or the request
+# is not an object. In OPA `not is_string(input.team)` is undefined, not
+# true, when the team is missing: the check would never fire.
+request_field(name) := object.get(input, name, null) if is_object(input)
+
+else := null
+
 violations contains v if {
-	not is_string(input.team)
+	not is_string(request_field("team"))
 	v := {"code": "invalid_field", "object": "", "message": "team must be a string"}
 }
 
 violations contains v if {
-	not is_string(input.class)
+	not is_string(request_field("class"))
 	v := {"code": "invalid_field", "object": "", "message": "class must be a string"}
 }
 
@@ -192,7 +199,7 @@ policy_violations(obj, ctx) := vs if {
 		v := {"code": "invalid_cidr", "object": name, "message": sprintf("%v is not a valid CIDR", [cidr])}
 	}
 	public_ingress := {v |
-		not obj.metadata.namespace in settings.ingress_controller_namespaces
+		not object.get(obj, ["metadata", "namespace"], null) in settings.ingress_controller_namespaces
 		some cidr in ingress_blocks
 		not private[cidr]
 		v := {

@@ -86,9 +86,14 @@ violations contains v if {
 }
 
 # A request that is not an object is refused as a whole (in OPA, the
-# field rules below are undefined on it, and it would pass).
+# field rules below are undefined on it, and it would pass). Through a rule:
+# with no input at all, `not is_object(input)` is undefined in OPA, not true.
+default request_is_object := false
+
+request_is_object if is_object(input)
+
 violations contains v if {
-	not is_object(input)
+	not request_is_object
 	v := {"code": "invalid_field", "field": "", "message": "the request must be a JSON object"}
 }
 
@@ -257,7 +262,7 @@ violations contains v if {
 
 violations contains v if {
 	max := class.max_ttl_hours
-	not is_number(input.ttl_hours)
+	not is_number(object.get(input, "ttl_hours", null))
 	v := {"code": "ttl_required", "field": "ttl_hours", "message": sprintf("%s environments need a TTL of at most %v hours", [input.class, max])}
 }
 

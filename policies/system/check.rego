@@ -11,7 +11,7 @@ quota_keys := ["cpu", "memory_gb", "storage_gb", "gpu", "databases", "caches", "
 
 errors contains msg if {
 	some name, team in platform.teams
-	not is_object(team.quota)
+	not is_object(object.get(team, "quota", null))
 	msg := sprintf("teams.%s has no quota", [name])
 }
 
@@ -19,7 +19,7 @@ errors contains msg if {
 	some name, team in platform.teams
 	is_object(team.quota)
 	some key in quota_keys
-	not is_number(team.quota[key])
+	not is_number(object.get(team.quota, key, null))
 	msg := sprintf("teams.%s.quota.%s is missing or not a number", [name, key])
 }
 

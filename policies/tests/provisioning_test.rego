@@ -175,3 +175,11 @@ test_name_edges if {
 	codes(object.union(request, {"name": concat("", [x | some _ in numbers.range(1, 64); x := "a"])}))["invalid_name"]
 	not codes(object.union(request, {"name": concat("", [x | some _ in numbers.range(1, 63); x := "a"])}))["invalid_name"]
 }
+
+# With no input at all (GET /v1/data/system/main), OPA reads every
+# `not f(input…)` as undefined: the request must still be refused.
+test_no_input_at_all_is_refused if {
+	d := provisioning.decision with data.platform as platform
+	not d.allowed
+	d.violations[_].code == "invalid_field"
+}

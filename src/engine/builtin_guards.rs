@@ -38,10 +38,10 @@ pub const GUARDED: [&str; 6] = [
 const RANGE_ELEMENT_BYTES: u64 = 16;
 
 /// Replace the guarded builtins of `engine`'s interpreter by bounded ones:
-/// a result larger than `max_bytes` is an error. `strict` must be the
-/// engine's own strict-builtin-errors setting (regorus's default, `true`,
-/// which the policy sets keep), so that a builtin error is raised exactly
-/// where regorus's builtin would raise it.
+/// a result larger than `max_bytes` is an error (a resource limit, raised
+/// whatever the mode). `strict` must be the engine's own
+/// strict-builtin-errors setting: when it is off (OPA's default) a call
+/// that regorus's builtin fails is undefined, as for any other builtin.
 pub fn register(engine: &mut regorus::Engine, max_bytes: u64, strict: bool) -> anyhow::Result<()> {
     for name in GUARDED {
         let (builtin, arity) = *BUILTINS
@@ -67,7 +67,10 @@ pub fn register(engine: &mut regorus::Engine, max_bytes: u64, strict: bool) -> a
                     })
                 })
                 .collect();
-            builtin(&span, &params, &args, strict)
+            match builtin(&span, &params, &args, strict) {
+                Err(_) if !strict => Ok(Value::Undefined),
+                result => result,
+            }
         };
         engine.add_extension(name.to_string(), arity, Box::new(guarded))?;
     }

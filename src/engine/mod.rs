@@ -14,6 +14,7 @@ mod error;
 pub mod every_index;
 mod expr_walk;
 pub mod input;
+pub mod negation;
 pub mod nesting;
 mod path;
 pub mod query_vars;
@@ -54,6 +55,10 @@ pub struct EngineOptions {
     /// The largest result one call of a builtin that can multiply its
     /// arguments may build ([`builtin_guards`]).
     pub max_builtin_result_bytes: u64,
+    /// A builtin that fails (`to_number("x")`, a division by zero) fails
+    /// the evaluation; otherwise, OPA's default, the call is undefined and
+    /// evaluation goes on.
+    pub strict_builtin_errors: bool,
 }
 
 /// The default of [`EngineOptions::max_builtin_result_bytes`]: 16 MiB.
@@ -65,6 +70,7 @@ impl Default for EngineOptions {
             eval_timeout: Duration::from_millis(100),
             use_vm: true,
             max_builtin_result_bytes: DEFAULT_MAX_BUILTIN_RESULT_BYTES,
+            strict_builtin_errors: false,
         }
     }
 }
@@ -178,10 +184,18 @@ impl PolicySet {
         let mut engine = regorus::Engine::new();
         engine.set_execution_timer_config(timer);
         cidr::register(&mut engine).map_err(|err| CompileError::Builtins(err.to_string()))?;
-        builtin_guards::register(&mut engine, options.max_builtin_result_bytes, true)
-            .map_err(|err| CompileError::Builtins(err.to_string()))?;
+        engine.set_strict_builtin_errors(options.strict_builtin_errors);
+        builtin_guards::register(
+            &mut engine,
+            options.max_builtin_result_bytes,
+            options.strict_builtin_errors,
+        )
+        .map_err(|err| CompileError::Builtins(err.to_string()))?;
         let mut errors = Vec::new();
         let mut modules = Vec::new();
+        // Modules whose negations were rewritten, by file, so that errors
+        // point at what was written.
+        let mut maps: HashMap<String, negation::SourceMap> = HashMap::new();
         for bundle in bundles {
             let roots = bundle.roots();
             for file in &bundle.policies {
@@ -189,8 +203,19 @@ impl PolicySet {
                     errors.push(err);
                     continue;
                 }
-                engine.set_rego_v0(file.rego_version == RegoVersion::V0);
-                match engine.add_policy(file.id.clone(), file.source.clone()) {
+                let v0 = file.rego_version == RegoVersion::V0;
+                let rewritten = match negation::prepare(&file.id, &file.source, v0) {
+                    Ok(rewritten) => rewritten,
+                    Err(found) => {
+                        errors.extend(found);
+                        continue;
+                    }
+                };
+                if let Some(map) = rewritten.map {
+                    maps.insert(file.id.clone(), map);
+                }
+                engine.set_rego_v0(v0);
+                match engine.add_policy(file.id.clone(), rewritten.source) {
                     Ok(package) => {
                         check_package_root(bundle, &roots, &file.id, &package)?;
                         modules.push(ModuleInfo {
@@ -204,21 +229,22 @@ impl PolicySet {
                 }
             }
         }
+        let refused = |errors: Vec<PolicyError>| CompileError::Policies(relocate(&maps, errors));
         if !errors.is_empty() {
-            return Err(CompileError::Policies(errors));
+            return Err(refused(errors));
         }
         // OPA refuses a call of an undefined function when it compiles;
         // regorus would fail only when the call is evaluated.
         let undefined = undefined_functions::find(&mut engine);
         if !undefined.is_empty() {
-            return Err(CompileError::Policies(undefined));
+            return Err(refused(undefined));
         }
         // OPA refuses recursion when it compiles; regorus would recurse on
         // a function until the stack overflows and the process aborts.
         let (summaries, static_refs) = reads::summarise_with_refs(&mut engine);
         let recursive = recursion::find(&summaries, &static_refs);
         if !recursive.is_empty() {
-            return Err(CompileError::Policies(recursive));
+            return Err(refused(recursive));
         }
         drop(static_refs);
         for (bundle, data) in bundles.iter().zip(data) {
@@ -236,7 +262,7 @@ impl PolicySet {
         // it start ready.
         engine
             .eval_query("true".to_string(), false)
-            .map_err(|err| CompileError::Policies(vec![PolicyError::from_regorus(&err)]))?;
+            .map_err(|err| refused(vec![PolicyError::from_regorus(&err)]))?;
         // What no regorus engine would answer like OPA is refused here.
         let parsed = engine.get_modules();
         let rules = || parsed.iter().flat_map(|module| module.policy.iter());
@@ -246,7 +272,7 @@ impl PolicySet {
             .map(|found| found.to_policy_error())
             .collect();
         if !misread.is_empty() {
-            return Err(CompileError::Policies(misread));
+            return Err(refused(misread));
         }
         let heads: Vec<undefined_heads::UndefinedHead> = rules()
             .filter_map(|rule| undefined_heads::find(rule))
@@ -291,7 +317,12 @@ impl PolicySet {
                 gaps.push(((*path).clone(), gap.clone()));
                 false
             });
-            vm::VmPrograms::compile(&engine, servable.into_iter(), timer)
+            vm::VmPrograms::compile(
+                &engine,
+                servable.into_iter(),
+                timer,
+                options.strict_builtin_errors,
+            )
         } else {
             vm::VmPrograms::default()
         };
@@ -485,6 +516,24 @@ impl PolicySet {
     pub(crate) fn engine_copy(&self) -> regorus::Engine {
         self.template.clone()
     }
+}
+
+/// `errors` with their locations in modules whose negations were rewritten
+/// ([`negation`]) moved back to where the author wrote them.
+fn relocate(
+    maps: &HashMap<String, negation::SourceMap>,
+    mut errors: Vec<PolicyError>,
+) -> Vec<PolicyError> {
+    for error in &mut errors {
+        if let Some(location) = &mut error.location {
+            if let Some(map) = maps.get(&location.file) {
+                let (row, col) = map.original_position(location.row, location.col);
+                location.row = row;
+                location.col = col;
+            }
+        }
+    }
+    errors
 }
 
 /// regorus's cooperative time limit: `limit`, checked every 64 steps.

@@ -41,6 +41,7 @@ pub(super) struct VmPrograms {
     programs: HashMap<String, Arc<Pooled>>,
     data: Value,
     timer: Option<ExecutionTimerConfig>,
+    strict_builtin_errors: bool,
 }
 
 impl Default for VmPrograms {
@@ -49,16 +50,20 @@ impl Default for VmPrograms {
             programs: HashMap::new(),
             data: Value::new_object(),
             timer: None,
+            strict_builtin_errors: false,
         }
     }
 }
 
 impl VmPrograms {
-    /// Compile each of `entry_points` that the VM supports.
+    /// Compile each of `entry_points` that the VM supports; builtin errors
+    /// are errors when `strict_builtin_errors`, else the call is undefined
+    /// (OPA's default).
     pub(super) fn compile<'a>(
         engine: &regorus::Engine,
         entry_points: impl Iterator<Item = &'a String>,
         timer: ExecutionTimerConfig,
+        strict_builtin_errors: bool,
     ) -> VmPrograms {
         let mut programs = HashMap::new();
         for path in entry_points {
@@ -86,6 +91,7 @@ impl VmPrograms {
             programs,
             data: engine.get_data(),
             timer: Some(timer),
+            strict_builtin_errors,
         }
     }
 
@@ -139,8 +145,9 @@ impl VmPrograms {
         let mut vm = RegoVM::new();
         vm.load_program(program.clone());
         vm.set_max_instructions(MAX_INSTRUCTIONS);
-        // Builtin errors are errors, as in the interpreter (never a silent undefined).
-        vm.set_strict_builtin_errors(true);
+        // As the interpreter: OPA's default (an erring call is undefined)
+        // unless strict builtin errors were asked for.
+        vm.set_strict_builtin_errors(self.strict_builtin_errors);
         vm.set_execution_timer_config(self.timer);
         vm.set_data(self.data.clone())?;
         Ok(vm)
@@ -198,7 +205,15 @@ mod tests {
 
     #[test]
     fn a_failed_run_is_not_kept_and_the_next_one_succeeds() {
-        let set = policy_set(serde_json::json!({}));
+        let set = PolicySet::compile(
+            &[bundle_with(&[("p.rego", POLICY)], serde_json::json!({}))],
+            EngineOptions {
+                strict_builtin_errors: true,
+                ..EngineOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(set.runs_on_vm(&DataPath::parse("p/total")));
         assert_eq!(eval(&set, "p/total", r#"{"xs": [1, 2]}"#), Value::from(3));
         // sum over a string is a builtin error (strict builtin errors).
         assert!(set

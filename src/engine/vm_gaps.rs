@@ -675,6 +675,7 @@ one_key := p.q.x
                     limit: std::time::Duration::from_secs(1),
                     check_interval: std::num::NonZeroU32::MIN,
                 },
+                false,
             );
             let on_vm = programs
                 .evaluate(&path, input(json), std::time::Duration::from_secs(1))

@@ -740,7 +740,7 @@ mod tests {
     fn a_failing_template_is_reported_not_skipped() {
         let failing = template(
             "K8sF",
-            "package k8sf\nviolation[{\"msg\": m}] { m := sprintf(\"%v\", [1 / 0]) }",
+            "package k8sf\nviolation[{\"msg\": m}] { o := {k: v | v := [1, 2][_]; k := \"a\"}; m := sprintf(\"%v\", [o]) }",
             &[],
         );
         let lib = library(&[failing, constraint("K8sF", "f")]).unwrap();
