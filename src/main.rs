@@ -228,6 +228,9 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             for head in policies.undefined_heads() {
                 println!("warning: {head}");
             }
+            for warning in policies.warnings() {
+                println!("warning: {warning}");
+            }
             for warning in gatekeeper.warnings() {
                 println!("warning: {warning}");
             }

@@ -18,7 +18,7 @@
 //!   whose bounds are not small literals, a format that is not a literal)
 //!   is kept on the interpreter ([`vm_gap`]).
 
-use regorus::unstable::{Expr, Ref, Rule, Source, Span, BUILTINS};
+use regorus::unstable::{Expr, Ref, Rule, Source, Span};
 use regorus::Value;
 
 use super::expr_walk::{each_call, location_of, text_of};
@@ -37,44 +37,49 @@ pub const GUARDED: [&str; 6] = [
 /// Bytes one element of a range is counted as.
 const RANGE_ELEMENT_BYTES: u64 = 16;
 
-/// Replace the guarded builtins of `engine`'s interpreter by bounded ones:
-/// a result larger than `max_bytes` is an error (a resource limit, raised
-/// whatever the mode). `strict` must be the engine's own
-/// strict-builtin-errors setting: when it is off (OPA's default) a call
-/// that regorus's builtin fails is undefined, as for any other builtin.
-pub fn register(engine: &mut regorus::Engine, max_bytes: u64, strict: bool) -> anyhow::Result<()> {
-    for name in GUARDED {
-        let (builtin, arity) = *BUILTINS
-            .get(name)
-            .ok_or_else(|| anyhow::anyhow!("regorus has no builtin {name}"))?;
-        let span = call_span(name)?;
-        let guarded = move |args: Vec<Value>| -> anyhow::Result<Value> {
-            if let Some(size) = result_size(name, &args) {
-                if size > max_bytes {
-                    anyhow::bail!(
-                        "eval_builtin_error: {name}: the result would take about {size} bytes, \
-                         over the limit of {max_bytes} (limits.max_builtin_result_bytes)"
-                    );
-                }
-            }
-            let params: Vec<Ref<Expr>> = args
-                .iter()
-                .map(|_| {
-                    Ref::new(Expr::Null {
-                        span: span.clone(),
-                        value: Value::Null,
-                        eidx: 0,
-                    })
-                })
-                .collect();
-            match builtin(&span, &params, &args, strict) {
-                Err(_) if !strict => Ok(Value::Undefined),
-                result => result,
-            }
-        };
-        engine.add_extension(name.to_string(), arity, Box::new(guarded))?;
+/// Fail when the result of `name(args)`, one of the [`GUARDED`] builtins,
+/// would take more than `max_bytes`: a resource limit, raised whatever the
+/// strict-builtin-errors mode (a regorus [`regorus::LimitError`]).
+pub fn check_size(name: &str, args: &[Value], max_bytes: u64) -> anyhow::Result<()> {
+    if !GUARDED.contains(&name) {
+        return Ok(());
     }
-    Ok(())
+    match result_size(name, args) {
+        Some(size) if size > max_bytes => Err(anyhow::Error::new(
+            regorus::LimitError::MemoryLimitExceeded {
+                usage: size,
+                limit: max_bytes,
+            },
+        )
+        .context(format!(
+            "eval_builtin_error: {name}: the result would take about {size} bytes, \
+             over the limit of {max_bytes} (limits.max_builtin_result_bytes)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Call builtin `f` as regorus calls its own, from an extension (which
+/// has no span or argument expressions of its own): errors name the
+/// builtin.
+pub(super) fn call_detached(
+    name: &str,
+    f: super::opa_builtins::Builtin,
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
+    let span = call_span(name)?;
+    let params: Vec<Ref<Expr>> = args
+        .iter()
+        .map(|_| {
+            Ref::new(Expr::Null {
+                span: span.clone(),
+                value: Value::Null,
+                eidx: 0,
+            })
+        })
+        .collect();
+    f(&span, &params, args, strict)
 }
 
 /// A span naming the builtin, for the errors regorus's builtin raises.
@@ -324,7 +329,7 @@ mod tests {
 
     fn engine(max_bytes: u64) -> regorus::Engine {
         let mut engine = regorus::Engine::new();
-        register(&mut engine, max_bytes, true).unwrap();
+        super::super::opa_builtins::register(&mut engine, max_bytes, true).unwrap();
         engine
     }
 
@@ -375,7 +380,7 @@ mod tests {
     #[test]
     fn under_the_bound_answers_are_the_unguarded_engine_s() {
         let mut guarded = engine(1 << 20);
-        let mut plain = regorus::Engine::new();
+        let mut plain = engine(u64::MAX);
         for q in [
             "x := numbers.range(1.5, 3)",
             "x := numbers.range(3, 1)",

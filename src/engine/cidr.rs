@@ -187,11 +187,22 @@ pub fn cidr_merge(args: Vec<Value>) -> Result<Value> {
 /// The names of the extensions [`register`] adds.
 pub const EXTENSIONS: [&str; 2] = ["net.cidr_intersects", "net.cidr_merge"];
 
-/// Register the extensions on an engine.
-pub fn register(engine: &mut regorus::Engine) -> Result<()> {
+/// Register the extensions on an engine. With `strict` off (OPA's
+/// default), a call with an argument that is not a CIDR is undefined.
+pub fn register(engine: &mut regorus::Engine, strict: bool) -> Result<()> {
     let [intersects, merge] = EXTENSIONS;
-    engine.add_extension(intersects.to_string(), 2, Box::new(cidr_intersects))?;
-    engine.add_extension(merge.to_string(), 1, Box::new(cidr_merge))?;
+    let lenient = move |f: fn(Vec<Value>) -> Result<Value>| {
+        move |args: Vec<Value>| match f(args) {
+            Err(_) if !strict => Ok(Value::Undefined),
+            result => result,
+        }
+    };
+    engine.add_extension(
+        intersects.to_string(),
+        2,
+        Box::new(lenient(cidr_intersects)),
+    )?;
+    engine.add_extension(merge.to_string(), 1, Box::new(lenient(cidr_merge)))?;
     Ok(())
 }
 
@@ -292,7 +303,7 @@ mod tests {
     #[test]
     fn rego_can_call_them() {
         let mut engine = regorus::Engine::new();
-        register(&mut engine).unwrap();
+        register(&mut engine, true).unwrap();
         engine
             .add_policy(
                 "t.rego".into(),

@@ -34,10 +34,13 @@ impl PolicyError {
     /// the last line as `file: invalid line N specified`.
     pub fn from_regorus(err: &anyhow::Error) -> PolicyError {
         let text = format!("{err:#}");
-        if let Some(error) = excerpted(&text)
+        if let Some(mut error) = excerpted(&text)
             .or_else(|| one_line(&text))
             .or_else(|| past_the_end(&text))
         {
+            if let Some(hint) = rewrite_hint(&error.message) {
+                error.message.push_str(hint);
+            }
             return error;
         }
         PolicyError {
@@ -57,6 +60,14 @@ impl PolicyError {
         }
         error
     }
+}
+
+/// How to rewrite a construct regorus refuses where OPA accepts it.
+fn rewrite_hint(message: &str) -> Option<&'static str> {
+    message.contains("used before definition").then_some(
+        " (a variable named like a rule of the package: regorus reads it as the rule inside \
+         a comprehension, where OPA reads it as the local variable; rename the variable)",
+    )
 }
 
 /// `file:row:col` with numbers for both, split from the right (a file

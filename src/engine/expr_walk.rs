@@ -12,32 +12,42 @@ use crate::location::Location;
 
 /// An expression as written. regorus 0.14's spans are not all consistent:
 /// a reference's span has the column of its `[`, and an object literal's
-/// span starts its text at its last key; the text is therefore cut from
-/// where [`start_of`] says the expression starts to where its span ends.
+/// span starts its text at its last key: the text is therefore cut from
+/// where [`start_of`] says the expression starts (a byte offset, so that a
+/// line with non-ASCII text before the expression reads right) to where
+/// its span ends.
 pub(super) fn text_of(expr: &Expr) -> &str {
     let span = expr.span();
-    let start = start_of(expr);
     let contents = span.source.contents();
-    let line_start = contents
-        .split_inclusive('\n')
-        .take(start.line.saturating_sub(1) as usize)
-        .map(str::len)
-        .sum::<usize>();
-    // regorus counts a tab as four columns.
-    let mut col = 1;
-    let mut from = None;
-    for (at, c) in contents[line_start..].char_indices() {
-        if col >= start.col || c == '\n' {
-            from = Some(line_start + at);
-            break;
-        }
-        col += if c == '\t' { 4 } else { 1 };
-    }
-    match from {
-        Some(from) if from <= span.end as usize => {
-            contents.get(from..span.end as usize).unwrap_or(span.text())
-        }
+    let start = start_offset(contents, expr).unwrap_or(span.start as usize);
+    match contents.get(start..span.end as usize) {
+        Some(text) if start <= span.end as usize => text,
         _ => span.text(),
+    }
+}
+
+/// The byte offset in `source` where `expr` starts. regorus's span of a
+/// string starts after its quote, an object literal's at its last key and
+/// a reference's at its last `.` or `[`.
+pub(super) fn start_offset(source: &str, expr: &Expr) -> Option<usize> {
+    match expr {
+        Expr::Object { fields, .. } if !fields.is_empty() => {
+            let key_start = start_offset(source, &fields[0].1)?;
+            let before = source.get(..key_start)?.trim_end();
+            Some(before.strip_suffix('{')?.len())
+        }
+        Expr::String { span, .. } | Expr::RawString { span, .. } => {
+            let start = span.start as usize;
+            let quoted = start > 0 && matches!(source.as_bytes().get(start - 1), Some(b'"' | b'`'));
+            Some(if quoted { start - 1 } else { start })
+        }
+        Expr::RefBrack { refr, .. } | Expr::RefDot { refr, .. } => start_offset(source, refr),
+        Expr::Call { fcn, .. } => start_offset(source, fcn),
+        Expr::BinExpr { lhs, .. }
+        | Expr::BoolExpr { lhs, .. }
+        | Expr::ArithExpr { lhs, .. }
+        | Expr::AssignExpr { lhs, .. } => start_offset(source, lhs),
+        other => Some(other.span().start as usize),
     }
 }
 
@@ -211,63 +221,72 @@ pub(super) fn declared_in_expr(expr: &Expr, out: &mut HashSet<String>) {
 /// Call `f` on every call (an [`Expr::Call`]) in `rule`, in its head, its
 /// bodies, comprehensions and `every` bodies included.
 pub(super) fn each_call(rule: &Rule, f: &mut impl FnMut(&Expr)) {
+    each_expr(rule, &mut |node| {
+        if matches!(node, Expr::Call { .. }) {
+            f(node);
+        }
+    });
+}
+
+/// Call `f` on every expression in `rule` and inside it: its head, its
+/// bodies, `with` values, comprehensions and `every` bodies included.
+pub(super) fn each_expr(rule: &Rule, f: &mut impl FnMut(&Expr)) {
     match rule {
         Rule::Spec { head, bodies, .. } => {
             match head {
                 RuleHead::Compr { refr, assign, .. } => {
-                    expr_calls(refr, f);
+                    expr_nodes(refr, f);
                     if let Some(assign) = assign {
-                        expr_calls(&assign.value, f);
+                        expr_nodes(&assign.value, f);
                     }
                 }
                 RuleHead::Set { refr, key, .. } => {
-                    expr_calls(refr, f);
+                    expr_nodes(refr, f);
                     if let Some(key) = key {
-                        expr_calls(key, f);
+                        expr_nodes(key, f);
                     }
                 }
                 RuleHead::Func { assign, .. } => {
                     if let Some(assign) = assign {
-                        expr_calls(&assign.value, f);
+                        expr_nodes(&assign.value, f);
                     }
                 }
             }
             for body in bodies {
                 if let Some(assign) = &body.assign {
-                    expr_calls(&assign.value, f);
+                    expr_nodes(&assign.value, f);
                 }
-                query_calls(&body.query, f);
+                query_nodes(&body.query, f);
             }
         }
-        Rule::Default { value, .. } => expr_calls(value, f),
+        Rule::Default { value, .. } => expr_nodes(value, f),
     }
 }
 
-fn query_calls(query: &Query, f: &mut impl FnMut(&Expr)) {
+pub(super) fn query_nodes(query: &Query, f: &mut impl FnMut(&Expr)) {
     for stmt in &query.stmts {
         for modifier in &stmt.with_mods {
-            // The target is what is replaced, not a call.
-            expr_calls(&modifier.r#as, f);
+            // The target is what is replaced, not evaluated.
+            expr_nodes(&modifier.r#as, f);
         }
         for expr in literal_exprs(&stmt.literal).0 {
-            expr_calls(expr, f);
+            expr_nodes(expr, f);
         }
         if let Literal::Every { query, .. } = &stmt.literal {
-            query_calls(query, f);
+            query_nodes(query, f);
         }
     }
 }
 
-/// The calls in `expr`, in comprehensions too.
-fn expr_calls(expr: &Expr, f: &mut impl FnMut(&Expr)) {
+/// `expr` and every expression in it, in comprehensions too.
+fn expr_nodes(expr: &Expr, f: &mut impl FnMut(&Expr)) {
     visit(expr, &mut |node| {
-        if matches!(node, Expr::Call { .. }) {
-            f(node);
-        } else if let Some((elements, query)) = comprehension_parts(node) {
+        f(node);
+        if let Some((elements, query)) = comprehension_parts(node) {
             for element in elements {
-                expr_calls(element, f);
+                expr_nodes(element, f);
             }
-            query_calls(query, f);
+            query_nodes(query, f);
         }
     });
 }

@@ -13,9 +13,13 @@ pub mod cidr;
 mod error;
 pub mod every_index;
 mod expr_walk;
+pub mod fidelity_warnings;
 pub mod input;
+mod layout;
+pub mod literal_types;
 pub mod negation;
 pub mod nesting;
+pub mod opa_builtins;
 mod path;
 pub mod query_vars;
 pub mod reads;
@@ -24,6 +28,7 @@ pub mod shared_data;
 pub mod testing;
 pub mod undefined_functions;
 pub mod undefined_heads;
+mod unused_vars;
 mod vm;
 pub mod vm_gaps;
 
@@ -115,6 +120,9 @@ pub struct PolicySet {
     /// them differently from OPA, with the binding that decided it.
     vm_gaps: Vec<(String, vm_gaps::VmGap)>,
     undefined_heads: Vec<undefined_heads::UndefinedHead>,
+    /// What is likely to surprise an author used to OPA
+    /// ([`fidelity_warnings`], [`negation`]).
+    warnings: Vec<PolicyError>,
     /// What each rule reads (for paths not precomputed below).
     summaries: Arc<Vec<reads::RuleSummary>>,
     /// What each rule path and package path reads, computed at activation.
@@ -183,9 +191,10 @@ impl PolicySet {
         let timer = timer_config(options.eval_timeout);
         let mut engine = regorus::Engine::new();
         engine.set_execution_timer_config(timer);
-        cidr::register(&mut engine).map_err(|err| CompileError::Builtins(err.to_string()))?;
+        cidr::register(&mut engine, options.strict_builtin_errors)
+            .map_err(|err| CompileError::Builtins(err.to_string()))?;
         engine.set_strict_builtin_errors(options.strict_builtin_errors);
-        builtin_guards::register(
+        opa_builtins::register(
             &mut engine,
             options.max_builtin_result_bytes,
             options.strict_builtin_errors,
@@ -196,6 +205,7 @@ impl PolicySet {
         // Modules whose negations were rewritten, by file, so that errors
         // point at what was written.
         let mut maps: HashMap<String, negation::SourceMap> = HashMap::new();
+        let mut warnings = Vec::new();
         for bundle in bundles {
             let roots = bundle.roots();
             for file in &bundle.policies {
@@ -204,7 +214,9 @@ impl PolicySet {
                     continue;
                 }
                 let v0 = file.rego_version == RegoVersion::V0;
-                let rewritten = match negation::prepare(&file.id, &file.source, v0) {
+                let laid_out = layout::explicit(&file.source);
+                let source = laid_out.as_deref().unwrap_or(&file.source);
+                let rewritten = match negation::prepare(&file.id, source, v0) {
                     Ok(rewritten) => rewritten,
                     Err(found) => {
                         errors.extend(found);
@@ -214,6 +226,7 @@ impl PolicySet {
                 if let Some(map) = rewritten.map {
                     maps.insert(file.id.clone(), map);
                 }
+                warnings.extend(rewritten.warnings);
                 engine.set_rego_v0(v0);
                 match engine.add_policy(file.id.clone(), rewritten.source) {
                     Ok(package) => {
@@ -239,6 +252,17 @@ impl PolicySet {
         if !undefined.is_empty() {
             return Err(refused(undefined));
         }
+        // OPA's type errors on literal arguments and references.
+        let parsed_modules = engine.get_modules();
+        let parsed: Vec<&regorus::unstable::Module> =
+            parsed_modules.iter().map(|m| m.as_ref()).collect();
+        let mut mistyped = literal_types::find(&parsed);
+        mistyped.extend(unused_vars::find(&parsed));
+        if !mistyped.is_empty() {
+            return Err(refused(mistyped));
+        }
+        warnings.extend(relocate(&maps, fidelity_warnings::find(&parsed)));
+        drop(parsed);
         // OPA refuses recursion when it compiles; regorus would recurse on
         // a function until the stack overflows and the process aborts.
         let (summaries, static_refs) = reads::summarise_with_refs(&mut engine);
@@ -332,6 +356,7 @@ impl PolicySet {
             vm,
             vm_gaps: gaps,
             undefined_heads: heads,
+            warnings,
             summaries: Arc::new(summaries),
             read_trees: Arc::new(
                 reads
@@ -350,6 +375,13 @@ impl PolicySet {
     /// The modules this set was compiled from.
     pub fn modules(&self) -> &[ModuleInfo] {
         &self.modules
+    }
+
+    /// Warnings about constructs that surprise authors used to OPA or that
+    /// Portcullis answers differently (docs/opa-compatibility.md), each at
+    /// its place in the module as written.
+    pub fn warnings(&self) -> &[PolicyError] {
+        &self.warnings
     }
 
     /// Entry points evaluated on the bytecode VM.
@@ -503,13 +535,33 @@ impl PolicySet {
         input: Option<Value>,
     ) -> Result<regorus::QueryResults, EvalError> {
         nesting::check(query, "<query>").map_err(EvalError::Failed)?;
+        let rewritten = negation::prepare_query(query).map_err(|errors| {
+            EvalError::Failed(errors.into_iter().next().unwrap_or_else(|| PolicyError {
+                message: "the query could not be prepared".to_string(),
+                location: None,
+            }))
+        })?;
         let mut engine = self.template.clone();
         if let Some(input) = input {
             engine.set_input(input);
         }
-        engine
-            .eval_query(query.to_string(), false)
-            .map_err(|err| EvalError::from_regorus(&err, self.options.eval_timeout))
+        let mut results = engine
+            .eval_query(rewritten.clone(), false)
+            .map_err(|err| EvalError::from_regorus(&err, self.options.eval_timeout))?;
+        if rewritten != query {
+            // The literals and variables the rewrite added are not the
+            // caller's.
+            for row in &mut results.result {
+                row.expressions
+                    .retain(|expr| !negation::is_hoisted(expr.text.trim_start()));
+                if let Ok(bindings) = row.bindings.as_object_mut() {
+                    bindings.retain(|name, _| {
+                        name.as_string().map_or(true, |name| !negation::is_hoisted(name))
+                    });
+                }
+            }
+        }
+        Ok(results)
     }
 
     /// A mutable copy of the prepared engine, for tools (the test runner).

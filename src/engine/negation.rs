@@ -26,7 +26,7 @@
 use regorus::unstable::{BoolOp, Expr, Literal, LiteralStmt, Module, Query, Rule, RuleHead};
 
 use super::error::PolicyError;
-use super::expr_walk::{comprehension_parts, location_of, start_of};
+use super::expr_walk::{comprehension_parts, location_of};
 
 /// The variables the moved terms are bound to.
 const HOISTED_PREFIX: &str = "__portcullis_not_";
@@ -38,6 +38,7 @@ pub fn prepare(id: &str, source: &str, rego_v0: bool) -> Result<Rewritten, Vec<P
     let unchanged = || Rewritten {
         source: source.to_string(),
         map: None,
+        warnings: Vec::new(),
     };
     if !source.contains("not") {
         return Ok(unchanged());
@@ -57,6 +58,45 @@ pub fn prepare(id: &str, source: &str, rego_v0: bool) -> Result<Rewritten, Vec<P
     Ok(rewrite(source, module)?.unwrap_or_else(unchanged))
 }
 
+/// An ad-hoc query's text with its negations rewritten as in a module
+/// (`not f(input.x)` is undefined without `input.x`), or the query as it
+/// is when it has none or does not parse (evaluating it reports the
+/// error). The moved terms are bound to variables named with
+/// [`is_hoisted`] names, which results must not show.
+pub fn prepare_query(query: &str) -> Result<String, Vec<PolicyError>> {
+    if !query.contains("not") {
+        return Ok(query.to_string());
+    }
+    let Ok(source) = regorus::Source::from_contents("<query>".to_string(), query.to_string())
+    else {
+        return Ok(query.to_string());
+    };
+    let Ok(mut parser) = regorus::unstable::Parser::new(&source) else {
+        return Ok(query.to_string());
+    };
+    let Ok(parsed) = parser.parse_user_query() else {
+        return Ok(query.to_string());
+    };
+    let rules = Rules(["input", "data"].into_iter().map(String::from).collect());
+    let (mut edits, mut errors, mut warnings, mut counter) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    let mut found = Found {
+        edits: &mut edits,
+        errors: &mut errors,
+        warnings: &mut warnings,
+        counter: &mut counter,
+    };
+    walk_query(query, &parsed, &rules, &mut found);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(apply(query, &edits).0)
+}
+
+/// Whether a variable is one the rewrite introduced.
+pub fn is_hoisted(name: &str) -> bool {
+    name.starts_with(HOISTED_PREFIX)
+}
+
 /// A module's text as compiled, and where its rewritten parts came from.
 #[derive(Debug)]
 pub struct Rewritten {
@@ -64,6 +104,9 @@ pub struct Rewritten {
     pub source: String,
     /// `None` when the text is the module as written.
     pub map: Option<SourceMap>,
+    /// Negations that fail open when an input field is missing, at the
+    /// literal as written.
+    pub warnings: Vec<PolicyError>,
 }
 
 /// Where each byte of a rewritten module was in the module as written, so
@@ -144,11 +187,18 @@ fn position_at(text: &str, offset: usize) -> (u32, u32) {
 fn rewrite(source: &str, module: &Module) -> Result<Option<Rewritten>, Vec<PolicyError>> {
     let mut edits = Vec::new();
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
     let mut counter = 0usize;
     let rules = Rules::of(module);
+    let mut found = Found {
+        edits: &mut edits,
+        errors: &mut errors,
+        warnings: &mut warnings,
+        counter: &mut counter,
+    };
     for rule in &module.policy {
         for query in rule_queries(rule) {
-            walk_query(source, query, &rules, &mut edits, &mut errors, &mut counter);
+            walk_query(source, query, &rules, &mut found);
         }
     }
     if !errors.is_empty() {
@@ -158,6 +208,26 @@ fn rewrite(source: &str, module: &Module) -> Result<Option<Rewritten>, Vec<Polic
         return Ok(None);
     }
     edits.sort_by_key(|edit: &Edit| edit.start);
+    let (out, copied, inserted) = apply(source, &edits);
+    Ok(Some(Rewritten {
+        warnings,
+        map: Some(SourceMap {
+            original: source.to_string(),
+            copied,
+            inserted,
+            rewritten: out.clone(),
+        }),
+        source: out,
+    }))
+}
+
+/// Stretches of text: (start in the rewritten text, length, offset in the
+/// original).
+type Stretches = Vec<(usize, usize, usize)>;
+
+/// `source` with `edits` (in order) applied, and which stretches of the
+/// result were copied from where and which were inserted.
+fn apply(source: &str, edits: &[Edit]) -> (String, Stretches, Stretches) {
     let mut out = String::with_capacity(source.len() + 64 * edits.len());
     let mut copied = Vec::new();
     let mut inserted = Vec::new();
@@ -166,7 +236,7 @@ fn rewrite(source: &str, module: &Module) -> Result<Option<Rewritten>, Vec<Polic
         out.push_str(&source[from..to]);
     };
     let mut done = 0;
-    for edit in &edits {
+    for edit in edits {
         copy(&mut out, done, edit.start);
         for segment in &edit.text {
             match segment {
@@ -180,15 +250,15 @@ fn rewrite(source: &str, module: &Module) -> Result<Option<Rewritten>, Vec<Polic
         done = edit.end;
     }
     copy(&mut out, done, source.len());
-    Ok(Some(Rewritten {
-        map: Some(SourceMap {
-            original: source.to_string(),
-            copied,
-            inserted,
-            rewritten: out.clone(),
-        }),
-        source: out,
-    }))
+    (out, copied, inserted)
+}
+
+/// What the walk over a module collects.
+struct Found<'a> {
+    edits: &'a mut Vec<Edit>,
+    errors: &'a mut Vec<PolicyError>,
+    warnings: &'a mut Vec<PolicyError>,
+    counter: &'a mut usize,
 }
 
 /// A piece of a rewritten literal.
@@ -284,14 +354,7 @@ fn comprehension_queries<'a>(expr: &'a Expr, out: &mut Vec<&'a Query>) {
     });
 }
 
-fn walk_query(
-    source: &str,
-    query: &Query,
-    rules: &Rules,
-    edits: &mut Vec<Edit>,
-    errors: &mut Vec<PolicyError>,
-    counter: &mut usize,
-) {
+fn walk_query(source: &str, query: &Query, rules: &Rules, found: &mut Found<'_>) {
     for stmt in &query.stmts {
         // Nested queries first: comprehensions anywhere in the literal and
         // `every` bodies.
@@ -306,24 +369,16 @@ fn walk_query(
             nested.push(query);
         }
         for query in nested {
-            walk_query(source, query, rules, edits, errors, counter);
+            walk_query(source, query, rules, found);
         }
         if let Literal::NotExpr { expr, .. } = &stmt.literal {
-            negated(source, stmt, expr, rules, edits, errors, counter);
+            negated(source, stmt, expr, rules, found);
         }
     }
 }
 
 /// Plan the rewrite of one negated literal.
-fn negated(
-    source: &str,
-    stmt: &LiteralStmt,
-    expr: &Expr,
-    rules: &Rules,
-    edits: &mut Vec<Edit>,
-    errors: &mut Vec<PolicyError>,
-    counter: &mut usize,
-) {
+fn negated(source: &str, stmt: &LiteralStmt, expr: &Expr, rules: &Rules, found: &mut Found<'_>) {
     let mut wildcard = None;
     super::expr_walk::visit(expr, &mut |node| {
         if let Expr::Var { span, .. } = node {
@@ -333,7 +388,7 @@ fn negated(
         }
     });
     if let Some(location) = wildcard {
-        errors.push(PolicyError {
+        found.errors.push(PolicyError {
             message: "rego_unsafe_var_error: var _ is unsafe (a wildcard under `not` is \
                       unsafe in OPA; bind it before the negation, e.g. `some i` and `xs[i]`)"
                 .to_string(),
@@ -375,7 +430,8 @@ fn negated(
             .map(|(from, to)| vec![Segment::Inserted(" ".into()), Segment::Copied(from, to)])
             .unwrap_or_default()
     };
-    if edits
+    if found
+        .edits
         .iter()
         .any(|edit| edit.start < stmt_end && lit_start < edit.end)
     {
@@ -390,8 +446,8 @@ fn negated(
     }
     let mut names = Vec::new();
     for &(start, end) in &ranges {
-        let name = format!("{HOISTED_PREFIX}{counter}");
-        *counter += 1;
+        let name = format!("{HOISTED_PREFIX}{}", found.counter);
+        *found.counter += 1;
         text.push(Segment::Inserted(format!("{name} = ")));
         text.push(Segment::Copied(start, end));
         text.extend(with_segments());
@@ -410,11 +466,40 @@ fn negated(
     if braceless {
         text.push(Segment::Inserted(" }".into()));
     }
-    edits.push(Edit {
+    found.edits.push(Edit {
         start: lit_start,
         end: stmt_end,
         text,
     });
+    if let Some(read) = moved.iter().find(|term| reads_input(term)) {
+        found.warnings.push(PolicyError {
+            message: format!(
+                "`{}` is undefined, not true, when `{}` is missing (as in OPA), so this \
+                 literal never holds then: a rule that denies through it fails open; read the \
+                 field with object.get(input, …, default) or through a rule with a default \
+                 (docs/opa-compatibility.md#negation)",
+                source[lit_start..lit_end].trim(),
+                super::expr_walk::text_of(read),
+            ),
+            location: Some(location_of(expr)),
+        });
+    }
+}
+
+/// Whether `term` reads a field of `input` (which a request may leave
+/// out); `input` itself, as in `object.get(input, k, d)`, is not flagged.
+fn reads_input(term: &Expr) -> bool {
+    let mut found = false;
+    super::expr_walk::visit(term, &mut |node| {
+        if let Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } = node {
+            let mut root = refr.as_ref();
+            while let Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } = root {
+                root = refr;
+            }
+            found |= matches!(root, Expr::Var { span, .. } if span.text() == "input");
+        }
+    });
+    found
 }
 
 /// The terms of a negated `expr` that OPA evaluates before the negation
@@ -542,28 +627,9 @@ fn range_of(source: &str, expr: &Expr) -> Option<(usize, usize)> {
     .then_some((start, end))
 }
 
-/// Where an expression starts. regorus's span of a string starts after
-/// its quote, and an object literal's at its last key.
+/// Where an expression starts.
 fn start_byte(source: &str, expr: &Expr) -> Option<usize> {
-    match expr {
-        Expr::Object { fields, .. } if !fields.is_empty() => {
-            let key_start = start_byte(source, &fields[0].1)?;
-            let before = source.get(..key_start)?.trim_end();
-            Some(before.strip_suffix('{')?.len())
-        }
-        Expr::String { span, .. } | Expr::RawString { span, .. } => {
-            let start = span.start as usize;
-            let quoted = start > 0 && matches!(source.as_bytes()[start - 1], b'"' | b'`');
-            Some(if quoted { start - 1 } else { start })
-        }
-        Expr::RefBrack { refr, .. } | Expr::RefDot { refr, .. } => start_byte(source, refr),
-        Expr::Call { fcn, .. } => start_byte(source, fcn),
-        Expr::BinExpr { lhs, .. }
-        | Expr::BoolExpr { lhs, .. }
-        | Expr::ArithExpr { lhs, .. }
-        | Expr::AssignExpr { lhs, .. } => start_byte(source, lhs),
-        other => Some(start_of(other).start as usize),
-    }
+    super::expr_walk::start_offset(source, expr)
 }
 
 /// Where an expression ends: a binary expression where its right operand

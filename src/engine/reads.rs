@@ -29,7 +29,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead};
 
-use super::expr_walk::{declared_in_query, location_of, visit};
+use super::expr_walk::{declared_in_expr, declared_in_query, location_of, visit};
 use super::vm_gaps::{self, GapKind, VmGap};
 use crate::location::Location;
 
@@ -335,9 +335,33 @@ pub(super) fn summarise_with_refs(
         }
         for rule in &module.policy {
             let mut locals = HashSet::new();
-            if let Rule::Spec { bodies, .. } = rule.as_ref() {
+            if let Rule::Spec { head, bodies, .. } = rule.as_ref() {
                 for body in bodies {
                     declared_in_query(&body.query, &mut locals);
+                    if let Some(assign) = &body.assign {
+                        declared_in_expr(&assign.value, &mut locals);
+                    }
+                }
+                // Comprehensions in the head declare variables of their own
+                // (`x := [x | some x in xs]`).
+                match head {
+                    RuleHead::Compr { refr, assign, .. } => {
+                        declared_in_expr(refr, &mut locals);
+                        if let Some(assign) = assign {
+                            declared_in_expr(&assign.value, &mut locals);
+                        }
+                    }
+                    RuleHead::Set { refr, key, .. } => {
+                        declared_in_expr(refr, &mut locals);
+                        if let Some(key) = key {
+                            declared_in_expr(key, &mut locals);
+                        }
+                    }
+                    RuleHead::Func { assign, .. } => {
+                        if let Some(assign) = assign {
+                            declared_in_expr(&assign.value, &mut locals);
+                        }
+                    }
                 }
             }
             let mut walker = Walker {
@@ -868,8 +892,11 @@ impl Walker<'_> {
                     return;
                 }
                 // A call through a reference (`data.lib.f(x)`) is a data
-                // reference; plain names are builtins or rules of the package.
+                // reference; plain names are builtins or rules of the package,
+                // never local variables (which cannot be called).
+                let locals = std::mem::take(&mut self.locals);
                 self.reference(fcn);
+                self.locals = locals;
                 for param in params {
                     self.expr(param);
                 }

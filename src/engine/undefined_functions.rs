@@ -78,6 +78,7 @@ pub fn find(engine: &mut regorus::Engine) -> Vec<PolicyError> {
             };
             functions.contains(&function)
                 || cidr::EXTENSIONS.contains(&resolved.as_str())
+                || super::opa_builtins::is_added(&resolved)
                 || resolved == "print"
                 || BUILTINS.contains_key(resolved.as_str())
         };
@@ -89,7 +90,15 @@ pub fn find(engine: &mut regorus::Engine) -> Vec<PolicyError> {
                 let name = text_of(fcn);
                 if !defined(name) {
                     errors.push(PolicyError {
-                        message: format!("undefined function {name}"),
+                        message: if super::literal_types::is_opa_builtin(name) {
+                            format!(
+                                "undefined function {name}: an OPA builtin that Portcullis does \
+                                 not provide (docs/opa-compatibility.md); compute it outside the \
+                                 policy and pass the result in input or data"
+                            )
+                        } else {
+                            format!("undefined function {name}")
+                        },
                         location: Some(location_of(fcn)),
                     });
                 }

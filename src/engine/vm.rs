@@ -75,7 +75,16 @@ impl VmPrograms {
                         .map_err(|err| anyhow::anyhow!("{err}"))
                 });
             match compiled {
-                Ok(program) => {
+                Ok(mut program) => {
+                    // Builtins that regorus answers differently from OPA
+                    // call OPA's implementation (as the interpreter does).
+                    match std::sync::Arc::get_mut(&mut program) {
+                        Some(program) => super::opa_builtins::patch_program(program),
+                        None => {
+                            tracing::debug!(entry_point = %path, "evaluated by the interpreter: its program is shared");
+                            continue;
+                        }
+                    }
                     let pooled = Pooled {
                         program,
                         idle: ThreadLocal::new(),
