@@ -159,6 +159,7 @@ fn package_of(id: &str, source: &str) -> Result<Vec<String>, ApiError> {
     };
     crate::engine::nesting::check(source, id).map_err(unparsable)?;
     let mut engine = regorus::Engine::new();
+    engine.set_policy_length_config(crate::engine::policy_length());
     let package = engine
         .add_policy(id.to_string(), source.to_string())
         .map_err(|err| unparsable(crate::engine::PolicyError::from_regorus_in(&err, id)))?;

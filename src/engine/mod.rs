@@ -25,6 +25,7 @@ pub mod query_vars;
 pub mod reads;
 mod recursion;
 pub mod shared_data;
+mod strict_scope;
 pub mod testing;
 pub mod undefined_functions;
 pub mod undefined_heads;
@@ -190,6 +191,7 @@ impl PolicySet {
     ) -> Result<PolicySet, CompileError> {
         let timer = timer_config(options.eval_timeout);
         let mut engine = regorus::Engine::new();
+        engine.set_policy_length_config(policy_length());
         engine.set_execution_timer_config(timer);
         cidr::register(&mut engine, options.strict_builtin_errors)
             .map_err(|err| CompileError::Builtins(err.to_string()))?;
@@ -263,6 +265,9 @@ impl PolicySet {
         }
         warnings.extend(relocate(&maps, fidelity_warnings::find(&parsed)));
         drop(parsed);
+        for warning in &warnings {
+            tracing::warn!(%warning, "see docs/opa-compatibility.md");
+        }
         // OPA refuses recursion when it compiles; regorus would recurse on
         // a function until the stack overflows and the process aborts.
         let (summaries, static_refs) = reads::summarise_with_refs(&mut engine);
@@ -460,6 +465,19 @@ impl PolicySet {
         self.evaluate_within(path, input, self.options.eval_timeout)
     }
 
+    /// [`PolicySet::evaluate_within`] with strict builtin errors whatever
+    /// the set's setting: a builtin that fails fails the evaluation (OPA's
+    /// `strict-builtin-errors` request parameter).
+    pub fn evaluate_strict_within(
+        &self,
+        path: &DataPath,
+        input: Option<Value>,
+        limit: Duration,
+    ) -> Result<Value, EvalError> {
+        let _strict = strict_scope::Strict::enter();
+        self.evaluate_within(path, input, limit)
+    }
+
     /// [`PolicySet::evaluate`] within `limit` (at most the configured
     /// evaluation timeout): what is left of a request's time budget.
     pub fn evaluate_within(
@@ -511,6 +529,9 @@ impl PolicySet {
         if limit < self.options.eval_timeout {
             engine.set_execution_timer_config(timer_config(limit));
         }
+        if strict_scope::active() && !self.options.strict_builtin_errors {
+            engine.set_strict_builtin_errors(true);
+        }
         if self.rule_paths.contains(path.as_ref_str()) {
             return engine
                 .eval_rule(path.as_ref_str().to_string())
@@ -556,7 +577,8 @@ impl PolicySet {
                     .retain(|expr| !negation::is_hoisted(expr.text.trim_start()));
                 if let Ok(bindings) = row.bindings.as_object_mut() {
                     bindings.retain(|name, _| {
-                        name.as_string().map_or(true, |name| !negation::is_hoisted(name))
+                        name.as_string()
+                            .map_or(true, |name| !negation::is_hoisted(name))
                     });
                 }
             }
@@ -586,6 +608,16 @@ fn relocate(
         }
     }
     errors
+}
+
+/// regorus's limits on a module's text, with lines up to 64 KiB (OPA has
+/// no limit: a certificate or a JWK set written on one line is ordinary;
+/// regorus's default is 1 KiB).
+pub fn policy_length() -> regorus::PolicyLengthConfig {
+    regorus::PolicyLengthConfig {
+        max_col: std::num::NonZeroU32::new(1 << 16).unwrap_or(std::num::NonZeroU32::MIN),
+        ..regorus::PolicyLengthConfig::default()
+    }
 }
 
 /// regorus's cooperative time limit: `limit`, checked every 64 steps.

@@ -4,7 +4,8 @@
 //! implementation serves both engines: the interpreter calls it as an
 //! extension (extensions shadow builtins of the same name), and a VM
 //! program has its resolved builtin table patched to call it
-//! ([`patch_program`]). Builtins regorus lacks altogether (`crypto.*`) are
+//! ([`patch_program`]). Builtins regorus lacks altogether (`crypto.*`,
+//! `io.jwt.*`) are
 //! extensions only, so an entry point calling one stays on the interpreter
 //! (the VM does not compile a call of a builtin it does not know).
 //!
@@ -13,6 +14,7 @@
 mod crypto;
 mod gofmt;
 mod json;
+mod jwt;
 mod numbers;
 mod order;
 mod semver;
@@ -48,7 +50,21 @@ pub const OVERRIDES: [(&str, Builtin, u8); 15] = [
 ];
 
 /// Builtins regorus does not have.
-pub const ADDED: [(&str, Builtin, u8); 9] = [
+pub const ADDED: [(&str, Builtin, u8); 23] = [
+    ("io.jwt.decode", jwt::decode, 1),
+    ("io.jwt.decode_verify", jwt::decode_verify, 2),
+    ("io.jwt.verify_hs256", jwt::verify_hs256, 2),
+    ("io.jwt.verify_hs384", jwt::verify_hs384, 2),
+    ("io.jwt.verify_hs512", jwt::verify_hs512, 2),
+    ("io.jwt.verify_rs256", jwt::verify_rs256, 2),
+    ("io.jwt.verify_rs384", jwt::verify_rs384, 2),
+    ("io.jwt.verify_rs512", jwt::verify_rs512, 2),
+    ("io.jwt.verify_ps256", jwt::verify_ps256, 2),
+    ("io.jwt.verify_ps384", jwt::verify_ps384, 2),
+    ("io.jwt.verify_ps512", jwt::verify_ps512, 2),
+    ("io.jwt.verify_es256", jwt::verify_es256, 2),
+    ("io.jwt.verify_es384", jwt::verify_es384, 2),
+    ("io.jwt.verify_eddsa", jwt::verify_eddsa, 2),
     ("crypto.md5", crypto::md5, 1),
     ("crypto.sha1", crypto::sha1, 1),
     ("crypto.sha256", crypto::sha256, 1),
@@ -94,6 +110,7 @@ pub fn register(engine: &mut regorus::Engine, max_bytes: u64, strict: bool) -> R
             bail!("no builtin {name}");
         };
         let extension = move |args: Vec<Value>| -> Result<Value> {
+            let strict = strict || super::strict_scope::active();
             super::builtin_guards::check_size(name, &args, max_bytes)?;
             match super::builtin_guards::call_detached(name, f, &args, strict) {
                 Err(err) if !strict && err.downcast_ref::<regorus::LimitError>().is_none() => {
