@@ -119,6 +119,14 @@ pub struct EvalArgs {
     pub input: Option<PathBuf>,
     /// The Rego query, e.g. `data.provisioning.decision`.
     pub query: String,
+    /// A builtin that fails fails the query, as `opa eval
+    /// --strict-builtin-errors`; by default, as OPA, the call is undefined.
+    #[arg(long)]
+    pub strict_builtin_errors: bool,
+    /// Read Rego v0 where a bundle has no manifest saying which version it
+    /// is written in, as `opa eval --v0-compatible`.
+    #[arg(long)]
+    pub v0_compatible: bool,
 }
 
 /// `portcullis check`.
@@ -147,6 +155,14 @@ pub struct TestArgs {
     /// Fail when total coverage is below this percentage (implies --coverage).
     #[arg(long, value_name = "PERCENT")]
     pub threshold: Option<f64>,
+    /// A builtin that fails fails the test (ERROR), as `opa test
+    /// --strict-builtin-errors`; by default, as OPA, the call is undefined.
+    #[arg(long)]
+    pub strict_builtin_errors: bool,
+    /// Read Rego v0 where a bundle has no manifest saying which version it
+    /// is written in, as `opa test --v0-compatible`.
+    #[arg(long)]
+    pub v0_compatible: bool,
 }
 
 /// `portcullis verify`.

@@ -122,8 +122,14 @@ fn read_input(path: &Path) -> anyhow::Result<Value> {
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let policies = build_policy_set(
         &args.bundles,
-        &EngineOptions::default(),
-        &LoadOptions::tools(),
+        &EngineOptions {
+            strict_builtin_errors: args.strict_builtin_errors,
+            ..EngineOptions::default()
+        },
+        &LoadOptions {
+            v0_compatible: args.v0_compatible,
+            ..LoadOptions::tools()
+        },
     )?
     .policies;
     let input = args.input.as_deref().map(read_input).transpose()?;
@@ -300,8 +306,14 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let coverage = args.coverage || args.threshold.is_some();
     let policies = build_policy_set(
         &args.bundles,
-        &EngineOptions::default(),
-        &LoadOptions::tools(),
+        &EngineOptions {
+            strict_builtin_errors: args.strict_builtin_errors,
+            ..EngineOptions::default()
+        },
+        &LoadOptions {
+            v0_compatible: args.v0_compatible,
+            ..LoadOptions::tools()
+        },
     )?
     .policies;
     let report = testing::run_tests(&policies, args.run.as_deref(), coverage)?;

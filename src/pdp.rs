@@ -209,6 +209,9 @@ pub struct LoadOptions {
     pub self_test: bool,
     /// How large a bundle and each of its files may be.
     pub limits: SizeLimits,
+    /// Read Rego v0 where a bundle's manifest does not say which version
+    /// its files are (OPA's `--v0-compatible`).
+    pub v0_compatible: bool,
 }
 
 impl LoadOptions {
@@ -219,6 +222,7 @@ impl LoadOptions {
             verifier: None,
             self_test: false,
             limits: SizeLimits::default(),
+            v0_compatible: false,
         }
     }
 
@@ -229,6 +233,7 @@ impl LoadOptions {
             verifier,
             self_test: false,
             limits: SizeLimits::default(),
+            v0_compatible: false,
         }
     }
 }
@@ -272,6 +277,16 @@ fn build_with_pushed(
         .iter()
         .map(|dir| bundle::load_sharing(dir, load.verifier.as_deref(), previous, load.limits))
         .collect::<Result<Vec<_>, _>>()?;
+    if load.v0_compatible {
+        for bundle in &mut bundles {
+            let manifest = &bundle.manifest;
+            if manifest.rego_version.is_none() && manifest.file_rego_versions.is_none() {
+                for file in &mut bundle.policies {
+                    file.rego_version = bundle::RegoVersion::V0;
+                }
+            }
+        }
+    }
     if let Some(pushed) = pushed {
         let pushed = pushed
             .as_bundle(previous)
@@ -577,12 +592,30 @@ pub fn decide_before(
     input: Option<Value>,
     deadline: Option<Instant>,
 ) -> Result<Decision, DecideError> {
+    decide_with(snapshot, path, input, deadline, false)
+}
+
+/// [`decide_before`], with strict builtin errors when `strict` whatever
+/// the engine's setting (OPA's `strict-builtin-errors` parameter).
+pub fn decide_with(
+    snapshot: Arc<Snapshot>,
+    path: &DataPath,
+    input: Option<Value>,
+    deadline: Option<Instant>,
+    strict: bool,
+) -> Result<Decision, DecideError> {
     let started = Instant::now();
     let limit = match deadline {
         Some(deadline) => deadline.saturating_duration_since(started),
         None => snapshot.policies.options().eval_timeout,
     };
-    let result = snapshot.policies.evaluate_within(path, input, limit)?;
+    let result = if strict {
+        snapshot
+            .policies
+            .evaluate_strict_within(path, input, limit)?
+    } else {
+        snapshot.policies.evaluate_within(path, input, limit)?
+    };
     Ok(Decision {
         result,
         eval_ns: started.elapsed().as_nanos() as u64,

@@ -466,3 +466,58 @@ fn check_refuses_cel_only_templates_and_positions_template_rego_errors() {
         "{stdout}"
     );
 }
+
+#[test]
+fn test_and_eval_take_opa_s_strict_and_v0_flags() {
+    // Rego v0 without a manifest, as `opa test --v0-compatible` reads it.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v0");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("p.rego"),
+        "package p\n\nn = to_number(input.text)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("p_test.rego"),
+        "package p\n\ntest_a_word_is_no_number {\n\tnot n with input as {\"text\": \"x\"}\n}\n",
+    )
+    .unwrap();
+    let dir = dir.to_str().unwrap();
+    let (code, _, stderr) = run(&["test", dir]);
+    assert_ne!(code, 0, "v1 cannot read a v0 body without `if`: {stderr}");
+    // OPA's default: the failing to_number is undefined, so `not n` holds.
+    let (code, stdout, stderr) = run(&["test", "--v0-compatible", dir]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+    // Strict: the builtin error fails the test.
+    let (code, stdout, _) = run(&["test", "--v0-compatible", "--strict-builtin-errors", dir]);
+    assert_ne!(code, 0, "{stdout}");
+    assert!(stdout.contains("ERROR"), "{stdout}");
+
+    let input = tmp.path().join("input.json");
+    std::fs::write(&input, r#"{"text": "x"}"#).unwrap();
+    let input = input.to_str().unwrap();
+    let (code, stdout, _) = run(&[
+        "eval",
+        "--v0-compatible",
+        "-b",
+        dir,
+        "-i",
+        input,
+        "data.p.n",
+    ]);
+    assert_eq!((code, stdout.trim()), (0, "undefined"));
+    let (code, _, stderr) = run(&[
+        "eval",
+        "--v0-compatible",
+        "--strict-builtin-errors",
+        "-b",
+        dir,
+        "-i",
+        input,
+        "data.p.n",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("as number"), "{stderr}");
+}

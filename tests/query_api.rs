@@ -68,3 +68,47 @@ async fn bad_queries_are_400_with_the_position() {
     assert_eq!(body["code"], json!("invalid_parameter"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn negation_and_builtin_errors_answer_as_opa() {
+    let server = TestServer::start().await;
+    // The terms under `not` are evaluated first: without `input.name` the
+    // query is undefined in OPA, and no row shows the rewrite's variables.
+    let (status, body) = server
+        .post(
+            "/v1/query",
+            json!({"query": "not startswith(input.name, \"a\")", "input": {}}).to_string(),
+        )
+        .await;
+    assert_eq!((status, body), (200, json!({})));
+    let (_, body) = server
+        .post(
+            "/v1/query",
+            json!({"query": "x := 1; not startswith(input.name, \"a\")", "input": {"name": "bob"}})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(body, json!({"result": [{"x": 1}]}));
+
+    // A builtin that fails is undefined by default, an error on request.
+    let ask = json!({"input": {"text": "not a number"}}).to_string();
+    let (status, body) = server.post("/v1/data/edge/number", ask.clone()).await;
+    assert_eq!(status, 200);
+    assert!(body.get("result").is_none(), "{body}");
+    let (status, body) = server
+        .post("/v1/data/edge/number?strict-builtin-errors", ask)
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["errors"][0]["message"].as_str().unwrap().contains("as number"),
+        "{body}"
+    );
+    let (_, body) = server
+        .post(
+            "/v1/data/edge/number?strict-builtin-errors",
+            json!({"input": {"text": "12"}}).to_string(),
+        )
+        .await;
+    assert_eq!(body["result"], json!(12));
+    server.stop().await;
+}

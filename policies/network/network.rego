@@ -42,20 +42,20 @@ namespaces := {ns | some ns in declared_namespaces; is_string(ns)} | {ns |
 	is_string(ns)
 }
 
-# A top-level field of the request, null when it is missing or the request
-# is not an object. In OPA `not is_string(input.team)` is undefined, not
-# true, when the team is missing: the check would never fire.
-request_field(name) := object.get(input, name, null) if is_object(input)
+# The request as an object ({} when it is not one). In OPA
+# `not is_string(input.team)` is undefined, not true, when the team is
+# missing: the checks below read the fields through object.get.
+default request := {}
 
-else := null
+request := input if is_object(input)
 
 violations contains v if {
-	not is_string(request_field("team"))
+	not is_string(object.get(request, "team", null))
 	v := {"code": "invalid_field", "object": "", "message": "team must be a string"}
 }
 
 violations contains v if {
-	not is_string(request_field("class"))
+	not is_string(object.get(request, "class", null))
 	v := {"code": "invalid_field", "object": "", "message": "class must be a string"}
 }
 

@@ -185,7 +185,11 @@ async fn answer_v1(
         logged,
         requester,
     } = ask;
-    let decided = decide(state, &snapshot, path, input).await;
+    let decided = if flags.strict_builtin_errors {
+        super::decide::decide_strict(state, &snapshot, path, input).await
+    } else {
+        decide(state, &snapshot, path, input).await
+    };
     let decision_id = new_decision_id();
     super::record_decision(&decision_id, path, &snapshot);
     let answer = match decided {

@@ -32,6 +32,38 @@ pub(super) async fn decide(
     decide_before(state, snapshot, path, input, None).await
 }
 
+/// [`decide`] with strict builtin errors (the request's
+/// `strict-builtin-errors`): evaluated, never from or into the cache, whose
+/// answers are the engine's default mode's.
+pub(super) async fn decide_strict(
+    state: &AppState,
+    snapshot: &Arc<Snapshot>,
+    path: &DataPath,
+    input: Option<Value>,
+) -> Result<Answer, ApiError> {
+    let decided = pdp::decide_with(snapshot.clone(), path, input, None, true);
+    let label = if snapshot.policies.has_rule(path.as_ref_str()) {
+        path.as_ref_str()
+    } else {
+        "other"
+    };
+    let outcome = match &decided {
+        Ok(d) if matches!(d.result, Value::Undefined) => Outcome::Undefined,
+        Ok(_) => Outcome::Defined,
+        Err(_) => Outcome::Error,
+    };
+    state.metrics.decision(label, outcome);
+    let decision = decided.map_err(ApiError::from)?;
+    state
+        .metrics
+        .evaluated(label, std::time::Duration::from_nanos(decision.eval_ns));
+    Ok(Answer {
+        result: decision.result,
+        eval_ns: decision.eval_ns,
+        cache: CacheStatus::Bypass,
+    })
+}
+
 /// [`decide`] within a request's time budget ending at `deadline`.
 pub(super) async fn decide_before(
     state: &AppState,

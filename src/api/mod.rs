@@ -277,6 +277,9 @@ pub struct QueryFlags {
     pub provenance: bool,
     /// Add timings.
     pub metrics: bool,
+    /// A builtin that fails fails the decision (OPA's parameter); the
+    /// decision cache is not used for such a request.
+    pub strict_builtin_errors: bool,
 }
 
 impl QueryFlags {
@@ -289,6 +292,7 @@ impl QueryFlags {
                 "pretty" => flags.pretty = on,
                 "provenance" => flags.provenance = on,
                 "metrics" => flags.metrics = on,
+                "strict-builtin-errors" => flags.strict_builtin_errors = on,
                 _ => {}
             }
         }

@@ -193,7 +193,7 @@ pub fn register(engine: &mut regorus::Engine, strict: bool) -> Result<()> {
     let [intersects, merge] = EXTENSIONS;
     let lenient = move |f: fn(Vec<Value>) -> Result<Value>| {
         move |args: Vec<Value>| match f(args) {
-            Err(_) if !strict => Ok(Value::Undefined),
+            Err(_) if !strict && !super::strict_scope::active() => Ok(Value::Undefined),
             result => result,
         }
     };

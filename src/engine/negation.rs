@@ -44,6 +44,7 @@ pub fn prepare(id: &str, source: &str, rego_v0: bool) -> Result<Rewritten, Vec<P
         return Ok(unchanged());
     }
     let mut scratch = regorus::Engine::new();
+    scratch.set_policy_length_config(super::policy_length());
     scratch.set_rego_v0(rego_v0);
     if scratch
         .add_policy(id.to_string(), source.to_string())
@@ -78,7 +79,8 @@ pub fn prepare_query(query: &str) -> Result<String, Vec<PolicyError>> {
         return Ok(query.to_string());
     };
     let rules = Rules(["input", "data"].into_iter().map(String::from).collect());
-    let (mut edits, mut errors, mut warnings, mut counter) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    let (mut edits, mut errors, mut warnings, mut counter) =
+        (Vec::new(), Vec::new(), Vec::new(), 0);
     let mut found = Found {
         edits: &mut edits,
         errors: &mut errors,

@@ -133,12 +133,19 @@ impl VmPrograms {
             },
         };
         vm.set_input(input.unwrap_or(Value::Undefined));
+        let strict = super::strict_scope::active();
+        if strict {
+            vm.set_strict_builtin_errors(true);
+        }
         if let Some(timer) = self.timer {
             vm.set_execution_timer_config(Some(ExecutionTimerConfig { limit, ..timer }));
         }
         let result = vm.execute().map_err(anyhow::Error::from);
-        // The pooled VM keeps the configured limit for its next run.
+        // The pooled VM keeps the configured limit and mode for its next run.
         vm.set_execution_timer_config(self.timer);
+        if strict {
+            vm.set_strict_builtin_errors(self.strict_builtin_errors);
+        }
         // A VM whose run failed (a time limit, say) is not kept: only VMs
         // that completed a run go back to the pool.
         if result.is_ok() {
