@@ -66,9 +66,13 @@ def parse_cases(text, origin):
 
 
 def load_corpus():
+    return load_corpus_from(CORPUS)
+
+
+def load_corpus_from(directory):
     cases = []
-    for path in sorted(CORPUS.glob("*.cases")):
-        cases.extend(parse_cases(path.read_text(), path.relative_to(ROOT)))
+    for path in sorted(pathlib.Path(directory).glob("*.cases")):
+        cases.extend(parse_cases(path.read_text(), path.name))
     names = [c["name"] for c in cases]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
