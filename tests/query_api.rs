@@ -100,7 +100,10 @@ async fn negation_and_builtin_errors_answer_as_opa() {
         .await;
     assert_eq!(status, 500, "{body}");
     assert!(
-        body["errors"][0]["message"].as_str().unwrap().contains("as number"),
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("as number"),
         "{body}"
     );
     let (_, body) = server
