@@ -119,17 +119,27 @@ fn read_input(path: &Path) -> anyhow::Result<Value> {
     value.with_context(|| format!("{} is not valid input", path.display()))
 }
 
+/// The engine options of `eval` and `test`: OPA's `--strict-builtin-errors`.
+fn tool_engine_options(strict_builtin_errors: bool) -> EngineOptions {
+    EngineOptions {
+        strict_builtin_errors,
+        ..EngineOptions::default()
+    }
+}
+
+/// The load options of `eval` and `test`: OPA's `--v0-compatible`.
+fn tool_load_options(v0_compatible: bool) -> LoadOptions {
+    LoadOptions {
+        v0_compatible,
+        ..LoadOptions::tools()
+    }
+}
+
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let policies = build_policy_set(
         &args.bundles,
-        &EngineOptions {
-            strict_builtin_errors: args.strict_builtin_errors,
-            ..EngineOptions::default()
-        },
-        &LoadOptions {
-            v0_compatible: args.v0_compatible,
-            ..LoadOptions::tools()
-        },
+        &tool_engine_options(args.strict_builtin_errors),
+        &tool_load_options(args.v0_compatible),
     )?
     .policies;
     let input = args.input.as_deref().map(read_input).transpose()?;
@@ -306,14 +316,8 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let coverage = args.coverage || args.threshold.is_some();
     let policies = build_policy_set(
         &args.bundles,
-        &EngineOptions {
-            strict_builtin_errors: args.strict_builtin_errors,
-            ..EngineOptions::default()
-        },
-        &LoadOptions {
-            v0_compatible: args.v0_compatible,
-            ..LoadOptions::tools()
-        },
+        &tool_engine_options(args.strict_builtin_errors),
+        &tool_load_options(args.v0_compatible),
     )?
     .policies;
     let report = testing::run_tests(&policies, args.run.as_deref(), coverage)?;

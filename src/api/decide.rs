@@ -42,17 +42,10 @@ pub(super) async fn decide_strict(
     input: Option<Value>,
 ) -> Result<Answer, ApiError> {
     let decided = pdp::decide_with(snapshot.clone(), path, input, None, true);
-    let label = if snapshot.policies.has_rule(path.as_ref_str()) {
-        path.as_ref_str()
-    } else {
-        "other"
-    };
-    let outcome = match &decided {
-        Ok(d) if matches!(d.result, Value::Undefined) => Outcome::Undefined,
-        Ok(_) => Outcome::Defined,
-        Err(_) => Outcome::Error,
-    };
-    state.metrics.decision(label, outcome);
+    let label = metric_label(snapshot, path);
+    state
+        .metrics
+        .decision(label, outcome_of(decided.as_ref().map(|d| &d.result)));
     let decision = decided.map_err(ApiError::from)?;
     state
         .metrics
@@ -84,18 +77,12 @@ pub(super) async fn decide_before(
             })
             .map_err(ApiError::from)
     };
-    let label = if snapshot.policies.has_rule(path.as_ref_str()) {
-        path.as_ref_str()
-    } else {
-        "other"
-    };
+    let label = metric_label(snapshot, path);
     let answered = state.decisions.get_or_compute(key, evaluate).await;
-    let outcome = match &answered {
-        Ok((cached, _)) if matches!(cached.result, Value::Undefined) => Outcome::Undefined,
-        Ok(_) => Outcome::Defined,
-        Err(_) => Outcome::Error,
-    };
-    state.metrics.decision(label, outcome);
+    state.metrics.decision(
+        label,
+        outcome_of(answered.as_ref().map(|(cached, _)| &cached.result)),
+    );
     if let Ok((cached, status)) = &answered {
         if *status != CacheStatus::Hit {
             state
@@ -113,4 +100,23 @@ pub(super) async fn decide_before(
         result: cached.result,
         cache,
     })
+}
+
+/// The metric label of a decision at `path`: the rule, or `other` (a bounded
+/// set: only paths that name a rule).
+fn metric_label<'a>(snapshot: &Snapshot, path: &'a DataPath) -> &'a str {
+    if snapshot.policies.has_rule(path.as_ref_str()) {
+        path.as_ref_str()
+    } else {
+        "other"
+    }
+}
+
+/// Whether a decision was defined, undefined or failed.
+fn outcome_of<E>(result: Result<&Value, E>) -> Outcome {
+    match result {
+        Ok(Value::Undefined) => Outcome::Undefined,
+        Ok(_) => Outcome::Defined,
+        Err(_) => Outcome::Error,
+    }
 }

@@ -620,18 +620,13 @@ fn holds_reference_or_call(expr: &Expr, rules: &Rules) -> bool {
 
 /// Where an expression's text is in `source`, as byte offsets.
 fn range_of(source: &str, expr: &Expr) -> Option<(usize, usize)> {
-    let start = start_byte(source, expr)?;
+    let start = super::expr_walk::start_offset(source, expr)?;
     let end = end_byte(source, expr);
     (start < end
         && end <= source.len()
         && source.is_char_boundary(start)
         && source.is_char_boundary(end))
     .then_some((start, end))
-}
-
-/// Where an expression starts.
-fn start_byte(source: &str, expr: &Expr) -> Option<usize> {
-    super::expr_walk::start_offset(source, expr)
 }
 
 /// Where an expression ends: a binary expression where its right operand

@@ -173,6 +173,19 @@ pub(crate) fn type_name(value: &Value) -> &'static str {
     }
 }
 
+/// The elements of an array or set argument (the only argument of
+/// `sort`, `sum`, …).
+pub(crate) fn collection_items<'a>(builtin: &str, value: &'a Value) -> Result<Vec<&'a Value>> {
+    match value {
+        Value::Array(items) => Ok(items.iter().collect()),
+        Value::Set(items) => Ok(items.iter().collect()),
+        other => bail!(
+            "{builtin}: operand 1 must be one of {{array, set}} but got {}",
+            type_name(other)
+        ),
+    }
+}
+
 /// Argument `position` (from 1) of `builtin` as a string.
 pub(crate) fn string_arg<'a>(builtin: &str, value: &'a Value, position: usize) -> Result<&'a str> {
     match value {

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use regorus::unstable::{Expr, Ref, Span, BUILTINS};
 use regorus::Value;
 
-use super::type_name;
+use super::collection_items;
 
 /// A number as `mantissa × 10^exponent`, from its shortest decimal text.
 fn decimal(value: &Value) -> Option<(i128, i32)> {
@@ -42,17 +42,6 @@ fn to_value(mantissa: i128, exponent: i32) -> Option<Value> {
     Some(Value::from(f))
 }
 
-fn numbers<'a>(name: &str, value: &'a Value) -> Result<Vec<&'a Value>> {
-    match value {
-        Value::Array(items) => Ok(items.iter().collect()),
-        Value::Set(items) => Ok(items.iter().collect()),
-        other => bail!(
-            "{name}: operand 1 must be one of {{array, set}} but got {}",
-            type_name(other)
-        ),
-    }
-}
-
 fn all_integers(items: &[&Value]) -> bool {
     items
         .iter()
@@ -74,7 +63,7 @@ fn regorus(
 
 /// `sum`.
 pub fn sum(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> Result<Value> {
-    let items = numbers("sum", &args[0])?;
+    let items = collection_items("sum", &args[0])?;
     if all_integers(&items) {
         return regorus("sum", span, params, args, strict);
     }
@@ -95,7 +84,7 @@ pub fn sum(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> R
 
 /// `product`.
 pub fn product(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> Result<Value> {
-    let items = numbers("product", &args[0])?;
+    let items = collection_items("product", &args[0])?;
     if all_integers(&items) {
         return regorus("product", span, params, args, strict);
     }

@@ -5,11 +5,11 @@
 
 use std::cmp::Ordering;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use regorus::unstable::{Expr, Ref, Span};
 use regorus::Value;
 
-use super::type_name;
+use super::collection_items;
 
 /// OPA's comparison of two values.
 pub fn compare(a: &Value, b: &Value) -> Ordering {
@@ -66,27 +66,19 @@ fn compare_all<'a>(
     }
 }
 
-fn elements<'a>(name: &str, value: &'a Value) -> Result<Vec<&'a Value>> {
-    match value {
-        Value::Array(items) => Ok(items.iter().collect()),
-        Value::Set(items) => Ok(items.iter().collect()),
-        other => bail!(
-            "{name}: operand 1 must be one of {{array, set}} but got {}",
-            type_name(other)
-        ),
-    }
-}
-
 /// `sort`.
 pub fn sort(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> Result<Value> {
-    let mut items: Vec<Value> = elements("sort", &args[0])?.into_iter().cloned().collect();
+    let mut items: Vec<Value> = collection_items("sort", &args[0])?
+        .into_iter()
+        .cloned()
+        .collect();
     items.sort_by(compare);
     Ok(Value::from(items))
 }
 
 /// `max`: undefined for an empty collection.
 pub fn max(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> Result<Value> {
-    let items = elements("max", &args[0])?;
+    let items = collection_items("max", &args[0])?;
     Ok(items
         .into_iter()
         .max_by(|a, b| compare(a, b))
@@ -96,7 +88,7 @@ pub fn max(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> Result<Value> 
 
 /// `min`: undefined for an empty collection.
 pub fn min(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> Result<Value> {
-    let items = elements("min", &args[0])?;
+    let items = collection_items("min", &args[0])?;
     Ok(items
         .into_iter()
         .min_by(|a, b| compare(a, b))
